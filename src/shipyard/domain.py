@@ -1,0 +1,40 @@
+"""The words Shipyard speaks everywhere: stage names and status values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled-back"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (Status.QUEUED, Status.RUNNING, Status.WAITING)
+
+
+# The fixed order of DESIGN.md section 1 (the trigger is the run itself).
+STAGES: tuple[str, ...] = (
+    "build",
+    "test",
+    "analyze",
+    "publish",
+    "staging",
+    "qa",
+    "release",
+    "canary",
+    "live",
+)
+
+# Stages that change a deployment environment: a run holds the environment lock through these.
+DEPLOY_STAGES: tuple[str, ...] = ("staging", "qa", "release", "canary", "live")
+
+DEV_REPOSITORY = "dev"
+RELEASE_REPOSITORY = "release"

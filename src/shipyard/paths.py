@@ -1,0 +1,72 @@
+"""Where Shipyard keeps its state on disk.
+
+One state directory (default ``.shipyard/`` beside the project, or ``$SHIPYARD_STATE``) holds
+everything: the metadata database, blobs, run logs, cached environments and deployments. Every
+path is derived here so that no other module invents its own layout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_ENV_VAR = "SHIPYARD_STATE"
+DEFAULT_STATE_DIR = ".shipyard"
+
+
+def resolve_state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The state directory: the explicit one, else ``$SHIPYARD_STATE``, else ``./.shipyard``."""
+    chosen = explicit or os.environ.get(STATE_ENV_VAR) or DEFAULT_STATE_DIR
+    return Path(chosen).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "shipyard.db"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def envs(self) -> Path:
+        """Python environments, cached by the hash of lock + Python version."""
+        return self.root / "envs"
+
+    @property
+    def uv_cache(self) -> Path:
+        return self.root / "cache" / "uv"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def run_dir(self, project: str, number: int) -> Path:
+        return self.root / "runs" / project / str(number)
+
+    def stage_log(self, project: str, number: int, stage: str) -> Path:
+        return self.run_dir(project, number) / "logs" / f"{stage}.log"
+
+    def workspace(self, project: str, number: int) -> Path:
+        return self.root / "workspaces" / project / str(number)
+
+    def environment_dir(self, project: str, environment: str) -> Path:
+        """Config, databases and the gateway's routes of one deployment environment."""
+        return self.root / "environments" / project / environment
+
+    def deployment_dir(self, project: str, environment: str, version: str) -> Path:
+        return self.environment_dir(project, environment) / "deployments" / version
+
+    def ensure(self) -> StateDir:
+        for path in (self.root, self.blobs, self.envs, self.locks):
+            path.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,344 @@
+"""The metadata store: one facade over SQLAlchemy sessions, with the audit log built in.
+
+Every method that changes state writes an :class:`Event` in the same transaction, so the audit
+log can never disagree with the state it describes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shipyard.domain import STAGES, Status
+from shipyard.errors import Conflict, NotFound
+from shipyard.store.models import (
+    Artifact,
+    ArtifactRef,
+    Deployment,
+    Event,
+    Project,
+    Promotion,
+    Rollout,
+    Run,
+    StageRun,
+    utcnow,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def current_actor() -> str:
+    """Who is acting: ``$SHIPYARD_ACTOR`` when set (CI, webhooks), else the OS user."""
+    try:
+        return os.environ.get("SHIPYARD_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+class Store:
+    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if run_migrations:
+            migrate(url)
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    @staticmethod
+    def record(session: Session, action: str, subject: str, actor: str | None = None, **detail: Any) -> None:
+        session.add(Event(actor=actor or current_actor(), action=action, subject=subject, detail=detail))
+
+    # -- projects and runs ---------------------------------------------------------------------
+
+    def ensure_project(self, name: str, repository: str) -> Project:
+        with self.session() as s:
+            project = s.scalar(select(Project).where(Project.name == name))
+            if project is None:
+                project = Project(name=name, repository=repository)
+                s.add(project)
+                self.record(s, "project.created", name, repository=repository)
+            elif project.repository != repository:
+                self.record(s, "project.moved", name, old=project.repository, new=repository)
+                project.repository = repository
+            return project
+
+    def create_run(self, project: str, sha: str, ref: str | None, *, trigger: str = "cli") -> Run:
+        """A new run, numbered per project, pinned to ``sha``, with every stage queued."""
+        with self.session() as s:
+            proj = self._project(s, project)
+            number = (s.scalar(select(func.max(Run.number)).where(Run.project_id == proj.id)) or 0) + 1
+            run = Run(project_id=proj.id, number=number, sha=sha, ref=ref, trigger=trigger, actor=current_actor())
+            s.add(run)
+            s.flush()
+            for position, name in enumerate(STAGES):
+                s.add(StageRun(run_id=run.id, name=name, position=position))
+            self.record(s, "run.created", f"{project}#{number}", sha=sha, ref=ref, trigger=trigger)
+        return self.get_run(project, number)
+
+    def get_run(self, project: str, number: int | None = None) -> Run:
+        """A run with its stages; the newest when ``number`` is None."""
+        with self.session() as s:
+            query = select(Run).join(Project).where(Project.name == project)
+            query = query.where(Run.number == number) if number else query.order_by(Run.number.desc())
+            run = s.scalars(query.limit(1)).first()
+            if run is None:
+                what = f"run {project}#{number}" if number else f"any run of project {project!r}"
+                raise NotFound(f"There is no {what}.", hint="`shipyard status` lists the runs.")
+            _ = run.stages, run.project
+            return run
+
+    def list_runs(self, project: str | None = None, limit: int = 20) -> Sequence[Run]:
+        with self.session() as s:
+            query = select(Run).join(Project).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+            if project:
+                query = query.where(Project.name == project)
+            runs = s.scalars(query).all()
+            for run in runs:
+                _ = run.stages, run.project
+            return runs
+
+    def list_projects(self) -> Sequence[Project]:
+        with self.session() as s:
+            return s.scalars(select(Project).order_by(Project.name)).all()
+
+    def set_run_status(self, project: str, number: int, status: Status, message: str | None = None, **fields: Any) -> None:
+        with self.session() as s:
+            run = self._run(s, project, number)
+            run.status = status.value
+            if message is not None:
+                run.message = message
+            for key, value in fields.items():
+                setattr(run, key, value)
+            if status is Status.RUNNING and run.started_at is None:
+                run.started_at = utcnow()
+            if status.finished:
+                run.finished_at = utcnow()
+            self.record(s, f"run.{status.value}", f"{project}#{number}", message=message)
+
+    def set_stage_status(
+        self,
+        project: str,
+        number: int,
+        stage: str,
+        status: Status,
+        message: str | None = None,
+        *,
+        summary: dict[str, Any] | None = None,
+        log_path: str | None = None,
+    ) -> None:
+        with self.session() as s:
+            run = self._run(s, project, number)
+            row = s.scalar(select(StageRun).where(StageRun.run_id == run.id, StageRun.name == stage))
+            if row is None:
+                raise NotFound(f"Run {project}#{number} has no stage {stage!r}.")
+            row.status = status.value
+            row.message = message if message is not None else row.message
+            if summary is not None:
+                row.summary = {**row.summary, **summary}
+            if log_path is not None:
+                row.log_path = log_path
+            if status is Status.RUNNING:
+                row.started_at = utcnow()
+            if status.finished:
+                row.finished_at = utcnow()
+            self.record(s, f"stage.{status.value}", f"{project}#{number}/{stage}", message=message)
+
+    def request_cancel(self, project: str, number: int) -> Run:
+        with self.session() as s:
+            run = self._run(s, project, number)
+            if Status(run.status).finished:
+                raise Conflict(f"Run {project}#{number} has already finished ({run.status}).")
+            run.cancel_requested = True
+            self.record(s, "run.cancel-requested", f"{project}#{number}")
+        return self.get_run(project, number)
+
+    def cancel_requested(self, project: str, number: int) -> bool:
+        with self.session() as s:
+            return bool(self._run(s, project, number).cancel_requested)
+
+    def active_runs(self, project: str) -> Sequence[Run]:
+        with self.session() as s:
+            active = [Status.QUEUED.value, Status.RUNNING.value, Status.WAITING.value]
+            query = select(Run).join(Project).where(Project.name == project, Run.status.in_(active))
+            runs = s.scalars(query.order_by(Run.number)).all()
+            for run in runs:
+                _ = run.stages
+            return runs
+
+    # -- artifacts and repositories ------------------------------------------------------------
+
+    def add_artifact(
+        self, name: str, version: str, digest: str, size: int, build_info: dict[str, Any], run_id: int | None
+    ) -> Artifact:
+        with self.session() as s:
+            existing = s.scalar(select(Artifact).where(Artifact.name == name, Artifact.version == version))
+            if existing is not None:
+                if existing.digest != digest:
+                    raise Conflict(
+                        f"Artifact {name}:{version} already exists with digest {existing.digest}, not {digest}.",
+                        hint="Versions are immutable; build a new version instead.",
+                    )
+                return existing
+            artifact = Artifact(name=name, version=version, digest=digest, size=size, build_info=build_info, run_id=run_id)
+            s.add(artifact)
+            self.record(s, "artifact.created", f"{name}:{version}", digest=digest, size=size)
+            return artifact
+
+    def get_artifact(self, name: str, version: str) -> Artifact:
+        with self.session() as s:
+            artifact = s.scalar(select(Artifact).where(Artifact.name == name, Artifact.version == version))
+            if artifact is None:
+                raise NotFound(f"There is no artifact {name}:{version}.", hint="`shipyard artifacts` lists them.")
+            return artifact
+
+    def update_build_info(self, name: str, version: str, **fields: Any) -> None:
+        with self.session() as s:
+            artifact = s.scalar(select(Artifact).where(Artifact.name == name, Artifact.version == version))
+            if artifact is None:
+                raise NotFound(f"There is no artifact {name}:{version}.")
+            artifact.build_info = {**artifact.build_info, **fields}
+            self.record(s, "artifact.build-info", f"{name}:{version}", keys=sorted(fields))
+
+    def add_ref(self, repository: str, artifact: Artifact) -> bool:
+        """Put ``artifact`` in ``repository``; False when it was already there."""
+        with self.session() as s:
+            query = select(ArtifactRef).where(ArtifactRef.repository == repository, ArtifactRef.artifact_id == artifact.id)
+            if s.scalar(query) is not None:
+                return False
+            s.add(ArtifactRef(repository=repository, artifact_id=artifact.id))
+            self.record(s, "artifact.published", f"{artifact.name}:{artifact.version}", repository=repository)
+            return True
+
+    def in_repository(self, repository: str, name: str, version: str) -> bool:
+        with self.session() as s:
+            query = (
+                select(ArtifactRef)
+                .join(Artifact)
+                .where(ArtifactRef.repository == repository, Artifact.name == name, Artifact.version == version)
+            )
+            return s.scalar(query) is not None
+
+    def list_artifacts(self, repository: str | None = None, name: str | None = None) -> list[tuple[Artifact, list[str]]]:
+        """Artifacts, newest first, each with the repositories that hold it."""
+        with self.session() as s:
+            query = select(Artifact).order_by(Artifact.created_at.desc(), Artifact.id.desc())
+            if name:
+                query = query.where(Artifact.name == name)
+            if repository:
+                query = query.join(ArtifactRef).where(ArtifactRef.repository == repository)
+            result = []
+            for artifact in s.scalars(query).all():
+                repos = s.scalars(select(ArtifactRef.repository).where(ArtifactRef.artifact_id == artifact.id)).all()
+                result.append((artifact, sorted(repos)))
+            return result
+
+    def record_promotion(self, artifact: Artifact, source: str, target: str, reason: str | None) -> None:
+        with self.session() as s:
+            actor = current_actor()
+            s.add(Promotion(artifact_id=artifact.id, source=source, target=target, actor=actor, reason=reason))
+            self.record(s, "artifact.promoted", f"{artifact.name}:{artifact.version}", actor, source=source, target=target, reason=reason)
+
+    # -- deployments and rollouts --------------------------------------------------------------
+
+    def deployments(self, project: str | None = None, environment: str | None = None, *, running_only: bool = True) -> Sequence[Deployment]:
+        with self.session() as s:
+            query = select(Deployment).order_by(Deployment.id)
+            if project:
+                query = query.where(Deployment.project == project)
+            if environment:
+                query = query.where(Deployment.environment == environment)
+            if running_only:
+                query = query.where(Deployment.state.in_(["starting", "ready"]))
+            rows = s.scalars(query).all()
+            for row in rows:
+                _ = row.artifact
+            return rows
+
+    def save_deployment(self, deployment: Deployment, action: str) -> Deployment:
+        with self.session() as s:
+            merged = s.merge(deployment)
+            s.flush()
+            subject = f"{merged.project}/{merged.environment}/{merged.version}"
+            self.record(s, f"deployment.{action}", subject, role=merged.role, weight=merged.weight, state=merged.state)
+            _ = merged.artifact
+            return merged
+
+    def save_rollout(self, rollout: Rollout, action: str, **detail: Any) -> Rollout:
+        with self.session() as s:
+            merged = s.merge(rollout)
+            s.flush()
+            subject = f"{merged.project}/{merged.environment}/{merged.canary_version}"
+            self.record(s, f"rollout.{action}", subject, weight=merged.weight, status=merged.status, **detail)
+            return merged
+
+    def latest_rollout(self, project: str, environment: str) -> Rollout | None:
+        with self.session() as s:
+            query = select(Rollout).where(Rollout.project == project, Rollout.environment == environment)
+            return s.scalars(query.order_by(Rollout.id.desc()).limit(1)).first()
+
+    def events(self, subject_prefix: str | None = None, limit: int = 100) -> Sequence[Event]:
+        with self.session() as s:
+            query = select(Event).order_by(Event.id.desc()).limit(limit)
+            if subject_prefix:
+                query = query.where(Event.subject.startswith(subject_prefix))
+            return s.scalars(query).all()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _project(s: Session, name: str) -> Project:
+        project = s.scalar(select(Project).where(Project.name == name))
+        if project is None:
+            raise NotFound(f"There is no project {name!r}.", hint="Run `shipyard run` in the project's repository first.")
+        return project
+
+    @staticmethod
+    def _run(s: Session, project: str, number: int) -> Run:
+        run = s.scalar(select(Run).join(Project).where(Project.name == project, Run.number == number))
+        if run is None:
+            raise NotFound(f"There is no run {project}#{number}.", hint="`shipyard status` lists the runs.")
+        return run
