@@ -111,7 +111,9 @@ class Store:
         with self.session() as s:
             proj = self._project(s, project)
             number = (s.scalar(select(func.max(Run.number)).where(Run.project_id == proj.id)) or 0) + 1
-            run = Run(project_id=proj.id, number=number, sha=sha, ref=ref, trigger=trigger, actor=current_actor())
+            run = Run(
+                project_id=proj.id, number=number, sha=sha, ref=ref, trigger=trigger, actor=current_actor(), pid=os.getpid()
+            )
             s.add(run)
             s.flush()
             for position, name in enumerate(STAGES):

@@ -1,0 +1,1 @@
+"""Code and supply-chain analysis of a build: bandit rules, secrets, vulnerabilities, licences."""

@@ -1,0 +1,255 @@
+"""The canary judge: compares the canary with the stable version on one window of traffic.
+
+Each check asks for an effect large enough to matter *and*, where the stable version gives a
+baseline, evidence that it is not noise (the way Kayenta judges a canary): a handful of slow
+requests must not roll back a good model, and a small sample must never pass a bad one.
+
+- ``error_rate``: the canary's error rate above ``analysis.error_rate.max`` fails; so does a
+  rate significantly above stable's (one-sided Fisher exact test, p < 0.05) when it exceeds
+  stable's by more than half of that max.
+- ``latency``: the canary's p95 above stable's p95 times ``1 + max_increase`` *and* a one-sided
+  Mann-Whitney U test with p < 0.05. Without a stable baseline the check is inconclusive but
+  does not block: the error-rate maximum still guards the canary.
+- ``prediction_drift``: the population stability index of the predicted values (see
+  :func:`population_stability_index`) above ``psi_max`` fails.
+
+Fewer canary requests than ``analysis.min_requests`` makes every check, and so the verdict,
+inconclusive: the rollout extends the step rather than pass on no data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from shipyard.config.schema import AnalysisConfig
+from shipyard.errors import InvalidInput
+from shipyard.runtime.interface import VersionStats
+
+__all__ = [
+    "Check",
+    "Outcome",
+    "Verdict",
+    "judge_canary",
+    "percentile",
+    "population_stability_index",
+]
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+SIGNIFICANCE = 0.05
+PSI_EPSILON = 1e-4  # share given to a class one side never predicted, so the log stays finite
+DEFAULT_MAX_INCREASE = 0.5  # the schema's defaults, for a config that names other keys only
+DEFAULT_PSI_MAX = 0.2
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: Outcome
+    value: float | None  # what the canary measured
+    threshold: float | None  # the limit it was held to
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "value": self.value,
+            "threshold": self.threshold,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    checks: tuple[Check, ...]
+    stable_requests: int
+    canary_requests: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "stable_requests": self.stable_requests,
+            "canary_requests": self.canary_requests,
+            "checks": [check.to_dict() for check in self.checks],
+        }
+
+    def summary(self) -> str:
+        return "\n".join(f"{check.name}: {check.outcome}: {check.detail}" for check in self.checks)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0 to 100, linear interpolation); 0.0 for no values."""
+    if not 0 <= q <= 100:
+        raise InvalidInput(f"percentile {q} is out of range", hint="Use a value from 0 to 100.")
+    if len(values) == 0:
+        return 0.0
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def population_stability_index(expected: Mapping[str, int], actual: Mapping[str, int]) -> float:
+    """PSI of ``actual`` against ``expected`` over the union of their classes.
+
+    ``PSI = sum_i (a_i - e_i) * ln(a_i / e_i)`` where ``e_i`` and ``a_i`` are the shares of
+    class ``i`` on each side; a share of zero is replaced by ``PSI_EPSILON``. Rule of thumb:
+    below 0.1 stable, 0.1 to 0.25 shifting, above 0.25 a different distribution.
+    """
+    classes = sorted(set(expected) | set(actual))
+    e = _shares(expected, classes)
+    a = _shares(actual, classes)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def judge_canary(stable: VersionStats, canary: VersionStats, analysis: AnalysisConfig) -> Verdict:
+    """Judge one window: ``fail`` if any check fails, ``inconclusive`` on too small a sample."""
+    _validate(stable, "stable")
+    _validate(canary, "canary")
+    checks: tuple[Check, ...] = (
+        _error_rate_check(stable, canary, analysis),
+        _latency_check(stable, canary, analysis),
+        _drift_check(stable, canary, analysis),
+    )
+    too_few = canary.requests < analysis.min_requests
+    if too_few:
+        checks = tuple(_inconclusive(c, canary.requests, analysis.min_requests) for c in checks)
+    return Verdict(
+        outcome=_overall(checks, too_few),
+        checks=checks,
+        stable_requests=stable.requests,
+        canary_requests=canary.requests,
+    )
+
+
+def _overall(checks: Sequence[Check], too_few: bool) -> Outcome:
+    if any(check.outcome == "fail" for check in checks):
+        return "fail"
+    return "inconclusive" if too_few else "pass"
+
+
+def _inconclusive(check: Check, requests: int, minimum: int) -> Check:
+    note = f"only {requests} canary requests (< min_requests {minimum}); measured: {check.detail}"
+    return replace(check, outcome="inconclusive", detail=note)
+
+
+def _validate(version: VersionStats, side: str) -> None:
+    if version.requests < 0 or not 0 <= version.errors <= version.requests:
+        raise InvalidInput(
+            f"{side} statistics are inconsistent: "
+            f"{version.errors} errors in {version.requests} requests",
+            hint="Errors must be between 0 and the number of requests.",
+        )
+
+
+# -- error rate ----------------------------------------------------------------------------
+
+
+def _error_rate_check(
+    stable: VersionStats, canary: VersionStats, analysis: AnalysisConfig
+) -> Check:
+    limit = analysis.error_rate.max
+    rate = canary.error_rate
+    baseline = stable.requests >= analysis.min_requests
+    p_value = _fisher_greater(canary, stable) if baseline else None
+    context = _error_context(stable, p_value)
+    if limit is not None and rate > limit:
+        detail = f"canary {_pct(rate)} > max {_pct(limit)} ({context})"
+        return Check("error_rate", "fail", rate, limit, detail)
+    # With no max configured, any significant increase over stable fails.
+    margin = (limit or 0.0) / 2
+    if p_value is not None and p_value < SIGNIFICANCE and rate - stable.error_rate > margin:
+        detail = f"canary {_pct(rate)} > stable + {_pct(margin)} ({context})"
+        return Check("error_rate", "fail", rate, limit, detail)
+    shown = f"max {_pct(limit)}" if limit is not None else "no max"
+    detail = f"canary {_pct(rate)} within {shown} ({context})"
+    return Check("error_rate", "pass", rate, limit, detail)
+
+
+def _fisher_greater(canary: VersionStats, stable: VersionStats) -> float:
+    table = [
+        [canary.errors, canary.requests - canary.errors],
+        [stable.errors, stable.requests - stable.errors],
+    ]
+    return _finite_p(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
+def _error_context(stable: VersionStats, p_value: float | None) -> str:
+    if p_value is None:
+        return f"stable has only {stable.requests} requests: compared with the max only"
+    return f"p={p_value:.2g} vs stable {_pct(stable.error_rate)}"
+
+
+# -- latency -------------------------------------------------------------------------------
+
+
+def _latency_check(stable: VersionStats, canary: VersionStats, analysis: AnalysisConfig) -> Check:
+    increase = analysis.latency.get("max_increase", DEFAULT_MAX_INCREASE)
+    minimum = analysis.min_requests
+    canary_p95 = percentile(canary.latencies_ms, 95) if canary.latencies_ms else None
+    if len(stable.latencies_ms) < minimum or len(canary.latencies_ms) < minimum:
+        detail = (
+            f"too few latencies to compare (stable {len(stable.latencies_ms)}, canary "
+            f"{len(canary.latencies_ms)}, need {minimum}); not blocking, the error-rate max applies"
+        )
+        return Check("latency", "inconclusive", canary_p95, None, detail)
+    return _compare_latency(stable.latencies_ms, canary.latencies_ms, increase)
+
+
+def _compare_latency(stable: Sequence[float], canary: Sequence[float], increase: float) -> Check:
+    stable_p95, canary_p95 = percentile(stable, 95), percentile(canary, 95)
+    limit = stable_p95 * (1 + increase)
+    p_value = _finite_p(stats.mannwhitneyu(canary, stable, alternative="greater").pvalue)
+    context = f"p={p_value:.2g}, stable p95 {stable_p95:.1f} ms +{increase:.0%}"
+    if canary_p95 > limit and p_value < SIGNIFICANCE:
+        detail = f"canary p95 {canary_p95:.1f} ms > max {limit:.1f} ms ({context})"
+        return Check("latency", "fail", canary_p95, limit, detail)
+    relation = "<=" if canary_p95 <= limit else "> (not significant)"
+    detail = f"canary p95 {canary_p95:.1f} ms {relation} max {limit:.1f} ms ({context})"
+    return Check("latency", "pass", canary_p95, limit, detail)
+
+
+# -- prediction drift ----------------------------------------------------------------------
+
+
+def _drift_check(stable: VersionStats, canary: VersionStats, analysis: AnalysisConfig) -> Check:
+    limit = analysis.prediction_drift.get("psi_max", DEFAULT_PSI_MAX)
+    if not _count(stable.predictions) or not _count(canary.predictions):
+        return Check("prediction_drift", "pass", None, limit, "no predictions recorded")
+    psi = population_stability_index(stable.predictions, canary.predictions)
+    sizes = f"{_count(canary.predictions)} canary vs {_count(stable.predictions)} stable"
+    outcome: Outcome = "fail" if psi > limit else "pass"
+    relation = ">" if psi > limit else "<="
+    detail = f"PSI {psi:.3f} {relation} max {limit:.3f} ({sizes} predictions)"
+    return Check("prediction_drift", outcome, psi, limit, detail)
+
+
+def _count(predictions: Mapping[str, int]) -> int:
+    return sum(predictions.values())
+
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def _shares(counts: Mapping[str, int], classes: Sequence[str]) -> FloatArray:
+    raw = np.array([counts.get(name, 0) for name in classes], dtype=float)
+    shares = raw / raw.sum()
+    return np.where(shares > 0, shares, PSI_EPSILON)
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def _finite_p(value: Any) -> float:
+    # Tests on identical samples can return NaN: that is "no evidence", not a failure.
+    p = float(value)
+    return 1.0 if math.isnan(p) else p

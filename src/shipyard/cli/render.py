@@ -1,0 +1,125 @@
+"""Terminal rendering: the live run view and the tables the report commands print."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status as Spinner
+from rich.table import Table
+from rich.text import Text
+
+from shipyard.domain import Status
+from shipyard.store.models import Run
+
+STATUS_STYLE = {
+    "queued": "dim",
+    "running": "cyan",
+    "waiting": "yellow",
+    "passed": "green",
+    "failed": "bold red",
+    "skipped": "dim",
+    "cancelled": "yellow",
+    "rolled-back": "bold magenta",
+}
+STATUS_MARK = {"passed": "✔", "failed": "✘", "skipped": "·", "cancelled": "■", "rolled-back": "↺"}
+
+
+def styled(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+class RichReporter:
+    """Streams each stage's log lines with a spinner naming the stage at work."""
+
+    def __init__(self, console: Console, *, verbose: bool = True) -> None:
+        self.console = console
+        self.verbose = verbose
+        self._spinner: Spinner | None = None
+
+    def stage_started(self, stage: str) -> None:
+        self.console.print(Text.assemble(("▶ ", "cyan"), (stage, "bold")))
+        self._spinner = self.console.status(f"[cyan]{stage}[/] running…")
+        self._spinner.start()
+
+    def line(self, stage: str, text: str) -> None:
+        if self.verbose:
+            self.console.print(Text(f"  {stage:<8}│ ", style="dim") + Text(text.rstrip()), highlight=False)
+
+    def stage_finished(self, stage: str, status: Status, message: str, seconds: float) -> None:
+        if self._spinner is not None:
+            self._spinner.stop()
+            self._spinner = None
+        mark = STATUS_MARK.get(status.value, "•")
+        timing = f" {seconds:.1f}s" if seconds else ""
+        self.console.print(
+            Text.assemble((f"{mark} {stage} ", STATUS_STYLE.get(status.value, "")), (status.value, STATUS_STYLE.get(status.value, "")), (timing, "dim"), ("  " + message, ""))
+        )
+
+
+def run_table(run: Run) -> Table:
+    table = Table(title=f"{run.project.name} run #{run.number}  {run.sha[:12]}  {run.status}", title_justify="left")
+    for column in ("stage", "status", "time", "message"):
+        table.add_column(column)
+    for stage in run.stages:
+        table.add_row(stage.name, styled(stage.status), _duration(stage.started_at, stage.finished_at), stage.message or "")
+    return table
+
+
+def runs_table(runs: list[Run]) -> Table:
+    table = Table(title="runs", title_justify="left")
+    for column in ("project", "run", "commit", "status", "started", "time", "at stage"):
+        table.add_column(column)
+    for run in runs:
+        current = next((s.name for s in run.stages if s.status in ("running", "waiting")), "")
+        started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else ""
+        table.add_row(
+            run.project.name, f"#{run.number}", run.sha[:10], styled(run.status), started,
+            _duration(run.started_at, run.finished_at), current,
+        )
+    return table
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    return {
+        "project": run.project.name,
+        "number": run.number,
+        "sha": run.sha,
+        "ref": run.ref,
+        "status": run.status,
+        "message": run.message,
+        "trigger": run.trigger,
+        "actor": run.actor,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "stages": [
+            {
+                "name": s.name,
+                "status": s.status,
+                "message": s.message,
+                "started_at": _iso(s.started_at),
+                "finished_at": _iso(s.finished_at),
+                "log": s.log_path,
+                "summary": s.summary,
+            }
+            for s in run.stages
+        ],
+    }
+
+
+def print_json(console: Console, value: Any) -> None:
+    console.print_json(json.dumps(value, default=str))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return ""
+    seconds = ((end or datetime.utcnow()) - start).total_seconds()
+    return f"{seconds:.1f}s"

@@ -1,0 +1,1 @@
+"""Deployment environments (staging, production, ...): their databases and migrations."""

@@ -1,0 +1,1 @@
+"""The pipeline: engine, run context, stages and deployment helpers."""

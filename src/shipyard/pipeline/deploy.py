@@ -1,0 +1,133 @@
+"""Putting a version into an environment, shared by the stages and the CLI.
+
+An environment's desired state is its rows in the ``deployments`` table (which versions run,
+with which weight); the gateway's routes file is written from it, so a restarted gateway or a
+later command sees the same picture.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from shipyard.artifacts.repository import materialize
+from shipyard.config.loader import load_config
+from shipyard.config.schema import EnvironmentConfig, ProjectConfig
+from shipyard.environments.migrations import apply_migrations, resolve_database_url
+from shipyard.errors import InvalidInput, NotFound, StageFailed
+from shipyard.pipeline.context import Adapters
+from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
+from shipyard.store.models import Deployment
+
+DEFAULT_PRODUCTION_PORT = 8787
+
+Say = Callable[[str], None]
+
+
+def environment(config: ProjectConfig, name: str) -> EnvironmentConfig:
+    try:
+        return config.environments[name]
+    except KeyError:
+        known = ", ".join(config.environments) or "none"
+        raise NotFound(
+            f"Project {config.name} has no environment {name!r} (configured: {known}).",
+            hint="Add it under `environments:` in shipyard.yaml.",
+        ) from None
+
+
+def gateway_port(name: str, env: EnvironmentConfig) -> int | None:
+    """Environments with a port get a gateway; production always has one (for canaries)."""
+    return env.port or (DEFAULT_PRODUCTION_PORT if name == "production" else None)
+
+
+def unpack(adapters: Adapters, project: str, environment_name: str, version: str) -> tuple[Path, ProjectConfig]:
+    """The artifact unpacked for an environment (digest checked) and the config it was built with."""
+    dest = adapters.state.deployment_dir(project, environment_name, version)
+    materialize(adapters.store, adapters.blobs, project, version, dest)
+    return dest, load_config(dest / "code" / "shipyard.yaml")
+
+
+def prepare(adapters: Adapters, config: ProjectConfig, name: str, code_dir: Path, version: str, say: Say) -> dict[str, str]:
+    """Apply the environment's migrations and write its config; return the server's variables."""
+    env = environment(config, name)
+    env_dir = adapters.state.environment_dir(config.name, name)
+    env_dir.mkdir(parents=True, exist_ok=True)
+    variables = {"SHIPYARD_ENVIRONMENT": name}
+    if env.database:
+        url = resolve_database_url(env.database, env_dir)
+        variables["SHIPYARD_DATABASE_URL"] = url
+        if env.migrations:
+            result = apply_migrations(url, _inside(code_dir, env.migrations))
+            say(f"{name}: migrations applied {result.applied or 'none'}; already applied {len(result.already_applied)}")
+    if env.config:
+        target = env_dir / "config" / f"{version}{Path(env.config).suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_inside(code_dir, env.config), target)
+        variables["SHIPYARD_CONFIG"] = str(target)
+        say(f"{name}: config {env.config} written to {target}")
+    return variables
+
+
+def start(adapters: Adapters, project: str, name: str, version: str, role: str, say: Say) -> Deployment:
+    """Unpack, prepare and start ``version`` in environment ``name``; returns the ready deployment."""
+    dest, config = unpack(adapters, project, name, version)
+    code_dir = dest / "code"
+    variables = prepare(adapters, config, name, code_dir, version, say)
+    lock = dest / "lock" / Path(config.install).name
+    python_env = adapters.executor.python_env(lock, config.python, SERVING_REQUIREMENTS)
+    say(f"{name}: environment {python_env.key[:12]} {'reused' if python_env.reused else 'created'}")
+    serve = config.model.serve if isinstance(config.model.serve, str) else config.model.serve.model_dump()
+    log = adapters.state.environment_dir(project, name) / "logs" / f"{version}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    spec = ServerSpec(version, python_env.python, code_dir, dest / "model", serve, config.model_name, log, variables)
+    server = adapters.runtime.start_server(spec)
+    say(f"{name}: {project}:{version} ready at {server.endpoint} (pid {server.pid})")
+    artifact = adapters.store.get_artifact(project, version)
+    row = Deployment(
+        project=project, environment=name, version=version, artifact_id=artifact.id, role=role,
+        weight=0, state="ready", endpoint=server.endpoint, pid=server.pid,
+    )
+    return adapters.store.save_deployment(row, "started")
+
+
+def route(adapters: Adapters, config: ProjectConfig, name: str, weights: Sequence[tuple[Deployment, int]], window: str) -> str:
+    """Send traffic by weight through the environment's gateway; returns the gateway URL."""
+    port = gateway_port(name, environment(config, name))
+    if port is None:
+        raise InvalidInput(f"Environment {name!r} has no gateway.", hint=f"Set environments.{name}.port in shipyard.yaml.")
+    env_dir = adapters.state.environment_dir(config.name, name)
+    url = adapters.runtime.ensure_gateway(env_dir, port)
+    backends = [Backend(d.version, d.endpoint or "", weight) for d, weight in weights]
+    adapters.runtime.set_routes(env_dir, backends, window)
+    for deployment, weight in weights:
+        if deployment.weight != weight:
+            deployment.weight = weight
+            adapters.store.save_deployment(deployment, "weighted")
+    return url
+
+
+def stop(adapters: Adapters, deployment: Deployment) -> None:
+    if deployment.pid:
+        adapters.runtime.stop_server(deployment.pid)
+    deployment.state, deployment.role, deployment.weight = "stopped", "retired", 0
+    adapters.store.save_deployment(deployment, "stopped")
+
+
+def running(adapters: Adapters, project: str, name: str, role: str | None = None) -> list[Deployment]:
+    rows = adapters.store.deployments(project, name)
+    return [row for row in rows if role is None or row.role == role]
+
+
+def stable(adapters: Adapters, project: str, name: str) -> Deployment | None:
+    rows = running(adapters, project, name, "stable")
+    return rows[-1] if rows else None
+
+
+def _inside(root: Path, relative: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise StageFailed(f"{relative!r} points outside the project.", hint="Use a path inside the repository.")
+    if not path.exists():
+        raise StageFailed(f"{relative} does not exist in the project.", hint="Commit it or fix the path in shipyard.yaml.")
+    return path

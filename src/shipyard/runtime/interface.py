@@ -1,0 +1,127 @@
+"""The runtime seam: how deployments run.
+
+``local.py`` supervises model-server processes on this machine behind a gateway per
+environment; a Ray Serve runtime comes later. The model server (``model_server.py``) runs
+inside the artifact's own Python environment, so it imports nothing from Shipyard: only the
+standard library and :data:`SERVING_REQUIREMENTS`, which the pipeline installs into every
+artifact environment.
+
+The gateway is configured through a routes file (desired state, written atomically) that it
+re-reads; every change bumps ``generation`` and the runtime waits until the gateway reports it,
+so a weight change is in force when :meth:`Runtime.set_routes` returns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import RuntimeFailure
+
+__all__ = [
+    "SERVING_REQUIREMENTS",
+    "VERSION_HEADER",
+    "Backend",
+    "RunningServer",
+    "Runtime",
+    "RuntimeFailure",
+    "ServerSpec",
+    "VersionStats",
+]
+
+# Installed into every artifact environment next to the project's own requirements.
+SERVING_REQUIREMENTS: tuple[str, ...] = ("starlette>=0.37", "uvicorn>=0.30")
+
+# Names the version that served a response; on a request, pins the version.
+VERSION_HEADER = "x-shipyard-version"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    version: str
+    python: Path  # interpreter of the artifact's environment
+    code_dir: Path  # the project's code at the artifact's commit (put on PYTHONPATH)
+    model_dir: Path  # the trained model files
+    serve: str | Mapping[str, str]  # "module:Class" or {"format": "skops", "path": "model.skops"}
+    model_name: str
+    log: Path
+    env: Mapping[str, str] = field(default_factory=dict)  # SHIPYARD_CONFIG, SHIPYARD_ENVIRONMENT, ...
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    version: str
+    pid: int
+    endpoint: str  # "http://127.0.0.1:PORT"
+
+
+@dataclass(frozen=True)
+class Backend:
+    version: str
+    url: str
+    weight: int  # percent of traffic; the weights of one route table add up to 100
+
+
+@dataclass
+class VersionStats:
+    """What one version did in one observation window."""
+
+    requests: int = 0
+    errors: int = 0  # responses with status >= 500, or no response at all
+    latencies_ms: list[float] = field(default_factory=list)
+    predictions: dict[str, int] = field(default_factory=dict)  # predicted value -> count
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "latencies_ms": self.latencies_ms,
+            "predictions": self.predictions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VersionStats:
+        return cls(
+            requests=int(data.get("requests", 0)),
+            errors=int(data.get("errors", 0)),
+            latencies_ms=[float(x) for x in data.get("latencies_ms", [])],
+            predictions={str(k): int(v) for k, v in data.get("predictions", {}).items()},
+        )
+
+
+class Runtime(ABC):
+    @abstractmethod
+    def start_server(self, spec: ServerSpec, *, ready_timeout: float = 120.0) -> RunningServer:
+        """Start a model server and return once it answers ready; RuntimeFailure otherwise."""
+
+    @abstractmethod
+    def stop_server(self, pid: int) -> None:
+        """Stop a model server (its whole process group); no error if it is already gone."""
+
+    @abstractmethod
+    def is_alive(self, pid: int) -> bool: ...
+
+    @abstractmethod
+    def ensure_gateway(self, environment_dir: Path, port: int) -> str:
+        """The environment's gateway URL, starting the gateway when it is not running."""
+
+    @abstractmethod
+    def set_routes(self, environment_dir: Path, backends: Sequence[Backend], window: str) -> None:
+        """Route traffic by weight; returns when the gateway serves the new table.
+
+        A new ``window`` name resets the per-version statistics the gateway keeps.
+        """
+
+    @abstractmethod
+    def gateway_stats(self, environment_dir: Path) -> dict[str, VersionStats]:
+        """Per-version statistics of the current window."""
+
+    @abstractmethod
+    def stop_gateway(self, environment_dir: Path) -> None: ...

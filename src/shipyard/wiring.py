@@ -1,0 +1,23 @@
+"""Builds the adapters for a state directory: the embedded defaults (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipyard.artifacts.local import LocalBlobStore
+from shipyard.executor.local import LocalExecutor
+from shipyard.paths import StateDir, resolve_state_dir
+from shipyard.pipeline.context import Adapters
+from shipyard.runtime.local import LocalRuntime
+from shipyard.store import Store
+
+
+def open_adapters(state_dir: str | Path | None = None) -> Adapters:
+    state = StateDir(resolve_state_dir(state_dir)).ensure()
+    return Adapters(
+        state=state,
+        store=Store(state.database_url),
+        executor=LocalExecutor(state),
+        runtime=LocalRuntime(),
+        blobs=LocalBlobStore(state.blobs),
+    )

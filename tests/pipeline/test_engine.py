@@ -1,0 +1,147 @@
+"""The pipeline engine on a tiny real project: order, persistence, failures, cancel, waiting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shipyard.domain import STAGES, Status
+from shipyard.errors import ConfigError
+from shipyard.pipeline.context import Adapters
+from shipyard.pipeline.engine import Pipeline
+
+from .conftest import commit, git, write_project
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.lines: list[str] = []
+
+    def stage_started(self, stage: str) -> None:
+        self.events.append(("start", stage))
+
+    def line(self, stage: str, text: str) -> None:
+        self.lines.append(f"{stage}: {text}")
+
+    def stage_finished(self, stage: str, status: Status, message: str, seconds: float) -> None:
+        self.events.append((status.value, stage))
+
+
+def stage_status(adapters: Adapters, number: int) -> dict[str, str]:
+    return {s.name: s.status for s in adapters.store.get_run("tiny", number).stages}
+
+
+def test_a_passing_commit_runs_every_configured_stage_in_order(repo: Path, adapters: Adapters) -> None:
+    recorder = Recorder()
+    pipeline = Pipeline(adapters, recorder)
+    ctx = pipeline.start(repo)
+    assert pipeline.execute(ctx) is Status.PASSED
+    statuses = stage_status(adapters, ctx.number)
+    assert list(statuses) == list(STAGES)
+    assert statuses["build"] == statuses["test"] == statuses["publish"] == statuses["release"] == "passed"
+    assert statuses["analyze"] == statuses["staging"] == statuses["qa"] == "skipped"
+    started = [stage for kind, stage in recorder.events if kind == "start"]
+    assert started == list(STAGES)
+    run = adapters.store.get_run("tiny", ctx.number)
+    assert run.stages[1].summary["passed"] == 2
+    assert any("2 passed" in line for line in recorder.lines)  # pytest's output was streamed
+    assert adapters.state.stage_log("tiny", ctx.number, "build").read_text().count("[shipyard]") >= 2
+    actions = {event.action for event in adapters.store.events("tiny#")}
+    assert {"run.created", "run.running", "stage.running", "stage.passed", "run.passed"} <= actions
+
+
+def test_runs_are_numbered_per_project_and_pinned_to_the_sha(repo: Path, adapters: Adapters) -> None:
+    pipeline = Pipeline(adapters)
+    first = pipeline.start(repo)
+    # A commit that lands after the run started must not leak into it.
+    (repo / "tiny_model.py").write_text("raise SystemExit('not this commit')\n")
+    later = commit(repo, "later")
+    assert pipeline.execute(first) is Status.PASSED
+    info = adapters.store.get_artifact("tiny", first.version).build_info
+    assert info["git"]["sha"] == first.sha != later
+    second = pipeline.start(repo)
+    assert (first.number, second.number) == (1, 2)
+    assert second.sha == later
+
+
+def test_a_failing_unit_test_stops_the_run_and_skips_the_rest(repo: Path, adapters: Adapters) -> None:
+    write_project(repo, test_body="assert 1 + 1 == 3")
+    commit(repo, "broken test")
+    pipeline = Pipeline(adapters)
+    ctx = pipeline.start(repo)
+    assert pipeline.execute(ctx) is Status.FAILED
+    run = adapters.store.get_run("tiny", ctx.number)
+    stages = {s.name: s for s in run.stages}
+    assert stages["test"].status == "failed"
+    assert "1 passed, 1 failed" in (stages["test"].message or "")
+    assert stages["publish"].status == "skipped"
+    assert stages["publish"].message == "not reached: test failed"
+    assert run.status == "failed"
+    assert adapters.store.list_artifacts(name="tiny") == []
+
+
+def test_a_train_command_that_writes_no_model_fails_the_build(repo: Path, adapters: Adapters) -> None:
+    write_project(repo, train="python -c \"print('forgot to save')\"")
+    commit(repo, "no model")
+    pipeline = Pipeline(adapters)
+    ctx = pipeline.start(repo)
+    assert pipeline.execute(ctx) is Status.FAILED
+    build = adapters.store.get_run("tiny", ctx.number).stages[0]
+    assert "wrote no model" in (build.message or "")
+
+
+def test_a_stage_past_its_timeout_is_stopped(repo: Path, adapters: Adapters) -> None:
+    write_project(repo, train="sleep 30", timeout="1s")
+    commit(repo, "slow")
+    pipeline = Pipeline(adapters)
+    ctx = pipeline.start(repo)
+    started = time.monotonic()
+    assert pipeline.execute(ctx) is Status.FAILED
+    assert time.monotonic() - started < 25
+    build = adapters.store.get_run("tiny", ctx.number).stages[0]
+    assert "timeout of 1s" in (build.message or "")
+
+
+def test_cancel_stops_the_running_command(repo: Path, adapters: Adapters) -> None:
+    write_project(repo, train="sleep 30")
+    commit(repo, "slow")
+    pipeline = Pipeline(adapters)
+    ctx = pipeline.start(repo)
+    threading.Timer(2.0, adapters.store.request_cancel, args=("tiny", ctx.number)).start()
+    assert pipeline.execute(ctx) is Status.CANCELLED
+    run = adapters.store.get_run("tiny", ctx.number)
+    assert run.status == "cancelled"
+    assert run.stages[0].status == "cancelled"
+    assert all(s.status == "skipped" for s in run.stages[1:])
+
+
+def test_a_newer_run_waits_for_the_older_one_before_deploying(repo: Path, adapters: Adapters) -> None:
+    pipeline = Pipeline(adapters)
+    older = pipeline.start(repo)
+    newer = pipeline.start(repo)
+    results: dict[str, Status] = {}
+    thread = threading.Thread(target=lambda: results.update(newer=pipeline.execute(newer)))
+    thread.start()
+    deadline = time.monotonic() + 120
+    while adapters.store.get_run("tiny", newer.number).status != "waiting":
+        assert time.monotonic() < deadline, "the newer run never waited"
+        assert thread.is_alive(), "the newer run finished without waiting for the older one"
+        time.sleep(0.2)
+    results["older"] = pipeline.execute(older)
+    thread.join(timeout=120)
+    assert results == {"older": Status.PASSED, "newer": Status.PASSED}
+    older_run = adapters.store.get_run("tiny", older.number)
+    newer_run = adapters.store.get_run("tiny", newer.number)
+    assert older_run.finished_at is not None and newer_run.stages[4].started_at is not None
+    assert newer_run.stages[4].started_at >= older_run.finished_at
+
+
+def test_a_commit_without_shipyard_yaml_is_refused(repo: Path, adapters: Adapters) -> None:
+    git(repo, "rm", "-q", "shipyard.yaml")
+    commit(repo, "drop config")
+    with pytest.raises(ConfigError, match="has no shipyard.yaml"):
+        Pipeline(adapters).start(repo)

@@ -1,0 +1,301 @@
+"""The gateway as a real process before real model servers: iris is "1", always-setosa "2"."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.errors import InvalidInput, RuntimeFailure
+from shipyard.runtime.interface import VERSION_HEADER, Backend, RunningServer
+from shipyard.runtime.local import LocalRuntime
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+VIRGINICA_BODY = {"dataframe_split": {"columns": FEATURES, "data": [[6.7, 3.0, 5.2, 2.3]]}}
+
+
+@dataclass(frozen=True)
+class Environment:
+    directory: Path
+    port: int
+    url: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def env(runtime: LocalRuntime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    directory = tmp_path_factory.mktemp("state") / "environments" / "iris" / "production"
+    port = free_port()
+    url = runtime.ensure_gateway(directory, port)
+    try:
+        yield Environment(directory, port, url)
+    finally:
+        runtime.stop_gateway(directory)
+
+
+def route(
+    runtime: LocalRuntime,
+    env: Environment,
+    weights: Sequence[tuple[RunningServer, int]],
+    window: str,
+) -> None:
+    backends = [Backend(server.version, server.endpoint, weight) for server, weight in weights]
+    runtime.set_routes(env.directory, backends, window)
+
+
+async def fire(
+    url: str, count: int, *, seconds: float = 0.0, concurrency: int = 16, **request: Any
+) -> list[httpx.Response | Exception]:
+    """``count`` POSTs to /invocations spread over ``seconds``, ``concurrency`` at most at once."""
+    gate = asyncio.Semaphore(concurrency)
+    start = time.monotonic()
+
+    async def one(client: httpx.AsyncClient, index: int) -> httpx.Response | Exception:
+        await asyncio.sleep(max(0.0, start + index * seconds / count - time.monotonic()))
+        async with gate:
+            try:
+                return await client.post(f"{url}/invocations", **request)
+            except httpx.HTTPError as exc:
+                return exc
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await asyncio.gather(*(one(client, i) for i in range(count)))
+
+
+def served_by(responses: list[httpx.Response | Exception]) -> Counter[str]:
+    assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in responses), [
+        r if isinstance(r, Exception) else (r.status_code, r.text)
+        for r in responses
+        if not isinstance(r, httpx.Response) or r.status_code != 200
+    ][:3]
+    return Counter(r.headers[VERSION_HEADER] for r in responses if isinstance(r, httpx.Response))
+
+
+def test_no_backends_is_503(runtime: LocalRuntime, env: Environment) -> None:
+    runtime.set_routes(env.directory, [], "empty")
+    response = httpx.post(f"{env.url}/invocations", json=VIRGINICA_BODY)
+    assert response.status_code == 503
+    assert response.json() == {"error": "no version is deployed in this environment"}
+
+
+def test_weighted_split_and_per_version_stats(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    route(runtime, env, [(iris_server, 80), (setosa_server, 20)], "split")
+    responses = asyncio.run(fire(env.url, 400, json=VIRGINICA_BODY))
+    served = served_by(responses)
+    assert 0.13 <= served["2"] / 400 <= 0.27, served  # 20% +- 3.5 standard deviations
+    for response in responses:
+        assert isinstance(response, httpx.Response)
+        expected = "virginica" if response.headers[VERSION_HEADER] == "1" else "setosa"
+        assert response.json() == {"predictions": [expected]}
+
+    stats = runtime.gateway_stats(env.directory)
+    assert stats["1"].requests == served["1"] and stats["2"].requests == served["2"]
+    assert stats["1"].predictions == {"virginica": served["1"]}
+    assert stats["2"].predictions == {"setosa": served["2"]}
+    assert len(stats["1"].latencies_ms) == served["1"] and min(stats["1"].latencies_ms) > 0
+    assert stats["1"].errors == stats["2"].errors == 0
+
+    route(runtime, env, [(iris_server, 80), (setosa_server, 20)], "split")  # same window: kept
+    assert runtime.gateway_stats(env.directory)["1"].requests == served["1"]
+    route(runtime, env, [(iris_server, 80), (setosa_server, 20)], "split-2")  # new window: reset
+    assert runtime.gateway_stats(env.directory) == {}
+
+
+def test_pin_header_and_weight_zero(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    route(runtime, env, [(iris_server, 100), (setosa_server, 0)], "pin")
+    assert served_by(asyncio.run(fire(env.url, 60, json=VIRGINICA_BODY))) == {"1": 60}
+    pinned = httpx.post(
+        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "2"}
+    )
+    assert pinned.headers[VERSION_HEADER] == "2"
+    assert pinned.json() == {"predictions": ["setosa"]}
+    unknown = httpx.post(
+        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "7"}
+    )
+    assert unknown.status_code == 404
+    assert "'7'" in unknown.json()["error"] and "1, 2" in unknown.json()["error"]
+
+
+def test_forwarding_keeps_method_path_query_status_and_body(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    route(runtime, env, [(iris_server, 100), (setosa_server, 0)], "forward")
+    metadata = httpx.get(f"{env.url}/v2/models/iris?verbose=1")
+    assert metadata.status_code == 200 and metadata.json()["versions"] == ["1"]
+    missing = httpx.post(f"{env.url}/v2/models/tulip/infer", json={"inputs": []})
+    assert missing.status_code == 404 and "tulip" in missing.json()["error"]
+    assert missing.headers[VERSION_HEADER] == "1"
+    assert len(missing.headers.get_list("date")) == 1  # the backend's, not a second one
+    rejected = httpx.post(f"{env.url}/invocations", json={"instances": [{"x": 1}]})
+    assert rejected.status_code == 422
+    crashed = httpx.post(
+        f"{env.url}/invocations",
+        json={"instances": [{"explode": 1}]},
+        headers={VERSION_HEADER: "2"},
+    )
+    assert crashed.status_code == 500
+    stats = runtime.gateway_stats(env.directory)
+    assert (stats["1"].requests, stats["1"].errors) == (3, 0)  # a 4xx is the client's fault
+    assert (stats["2"].requests, stats["2"].errors) == (1, 1)
+
+
+def test_set_routes_is_in_force_when_it_returns(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    for weights in ((0, 100), (100, 0), (0, 100)):
+        route(runtime, env, [(iris_server, weights[0]), (setosa_server, weights[1])], "flip")
+        expected = "1" if weights[0] else "2"
+        assert served_by(asyncio.run(fire(env.url, 20, json=VIRGINICA_BODY))) == {expected: 20}
+    on_disk = json.loads((env.directory / "routes.json").read_text())
+    assert httpx.get(f"{env.url}/_shipyard/health").json()["generation"] == on_disk["generation"]
+
+
+def test_bad_route_tables_are_refused(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    before = (env.directory / "routes.json").read_text()
+    for weights in ((80, 10), (120, -20)):
+        with pytest.raises(InvalidInput, match=r"weight"):
+            route(runtime, env, [(iris_server, weights[0]), (setosa_server, weights[1])], "bad")
+    with pytest.raises(InvalidInput, match=r"twice"):
+        route(runtime, env, [(iris_server, 50), (iris_server, 50)], "bad")
+    assert (env.directory / "routes.json").read_text() == before
+
+
+def test_a_refused_connection_is_retried_on_another_version(
+    runtime: LocalRuntime, env: Environment, iris_server: RunningServer
+) -> None:
+    dead = Backend("9", f"http://127.0.0.1:{free_port()}", 50)
+    runtime.set_routes(env.directory, [Backend("1", iris_server.endpoint, 50), dead], "retry")
+    assert served_by(asyncio.run(fire(env.url, 40, json=VIRGINICA_BODY))) == {"1": 40}
+    stats = runtime.gateway_stats(env.directory)
+    assert stats["9"].errors == stats["9"].requests > 0
+    pinned = httpx.post(
+        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "9"}
+    )
+    assert pinned.status_code == 502 and "did not answer" in pinned.json()["error"]
+
+
+def test_switching_under_load_loses_no_request(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+    fake_code_dir: Path,
+    tmp_path: Path,
+    make_spec: Any,
+) -> None:
+    """The canary's moves while traffic flows: shift, stop the old version, shift again."""
+    old = runtime.start_server(
+        make_spec("3", tmp_path, fake_code_dir, "fake_models:AlwaysSetosa", tmp_path / "3.log")
+    )
+    try:
+        route(runtime, env, [(old, 100)], "load")
+
+        def operate() -> None:
+            time.sleep(0.4)
+            route(runtime, env, [(old, 20), (setosa_server, 80)], "load")
+            time.sleep(0.3)
+            route(runtime, env, [(setosa_server, 100)], "load")
+            runtime.stop_server(old.pid)
+            time.sleep(0.3)
+            route(runtime, env, [(iris_server, 50), (setosa_server, 50)], "load")
+
+        operator = threading.Thread(target=operate)
+        operator.start()
+        responses = asyncio.run(fire(env.url, 300, seconds=2.0, json=VIRGINICA_BODY))
+        operator.join()
+    finally:
+        runtime.stop_server(old.pid)
+    served = served_by(responses)
+    assert sum(served.values()) == 300
+    assert served["3"] > 0 and served["2"] > 0 and served["1"] > 0, served
+
+
+def test_a_restarted_gateway_serves_the_same_routes(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    route(runtime, env, [(iris_server, 30), (setosa_server, 70)], "restart")
+    before = httpx.get(f"{env.url}/_shipyard/health").json()
+    os.killpg(before["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while runtime.is_alive(before["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not runtime.is_alive(before["pid"])
+
+    assert runtime.ensure_gateway(env.directory, env.port) == env.url
+    after = httpx.get(f"{env.url}/_shipyard/health").json()
+    assert after["pid"] != before["pid"]
+    assert {k: after[k] for k in ("generation", "window", "backends")} == {
+        k: before[k] for k in ("generation", "window", "backends")
+    }
+    assert sum(served_by(asyncio.run(fire(env.url, 20, json=VIRGINICA_BODY))).values()) == 20
+    assert runtime.ensure_gateway(env.directory, env.port) == env.url  # running: left alone
+    assert httpx.get(f"{env.url}/_shipyard/health").json()["pid"] == after["pid"]
+
+
+def test_a_port_taken_by_another_program_is_reported(runtime: LocalRuntime, tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(RuntimeFailure) as failure:
+            runtime.ensure_gateway(tmp_path / "staging", port)
+    assert failure.value.message.startswith(f"port {port} is in use by another program")
+    assert failure.value.hint == "stop it or set environments.staging.port in shipyard.yaml"
+
+
+def test_stop_gateway_stops_it(runtime: LocalRuntime, tmp_path: Path) -> None:
+    directory = tmp_path / "qa"
+    url = runtime.ensure_gateway(directory, free_port())
+    try:
+        pid = httpx.get(f"{url}/_shipyard/health").json()["pid"]
+    finally:
+        runtime.stop_gateway(directory)
+    assert not runtime.is_alive(pid)
+    assert not (directory / "gateway.pid").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/_shipyard/health")
+    with pytest.raises(RuntimeFailure, match=r"no gateway is running"):
+        runtime.gateway_stats(directory)
+    runtime.stop_gateway(directory)  # already stopped: silent
