@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import skops.io as sio
-from sklearn.linear_model import LogisticRegression
-
 from iris_model import FEATURES, HYPERPARAMETERS
 from iris_model.data import training_split
+from sklearn.linear_model import LogisticRegression
 
 
 def main() -> None:
@@ -27,7 +26,9 @@ def main() -> None:
     example = [dict(zip(FEATURES, map(float, x_test[0]), strict=True))]
     (args.out / "input_example.json").write_text(json.dumps(example))
     metrics = {"accuracy": float(model.score(x_test, y_test))}
-    (args.out / "metrics.json").write_text(json.dumps({"params": HYPERPARAMETERS, "metrics": metrics}))
+    (args.out / "metrics.json").write_text(
+        json.dumps({"params": HYPERPARAMETERS, "metrics": metrics})
+    )
     print(f"trained LogisticRegression {HYPERPARAMETERS}: test accuracy {metrics['accuracy']:.3f}")
 
 

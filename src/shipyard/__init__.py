@@ -1,4 +1,3 @@
 """Shipyard: from a git commit to a live, canary-released model."""
 
 __version__ = "0.1.0"
-

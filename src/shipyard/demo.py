@@ -38,7 +38,10 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
     console.print(f"demo project: {repo}\nstate: {state}\n")
 
     timings: dict[str, float] = {}
-    for title, change in (("first version: commit to live", None), ("second version: through a canary", _second_model)):
+    for title, change in (
+        ("first version: commit to live", None),
+        ("second version: through a canary", _second_model),
+    ):
         console.print(Rule(title))
         if change is not None:
             change(repo)
@@ -49,18 +52,30 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
         timings[f"run #{ctx.number}"] = time.monotonic() - step
         console.print(run_table(adapters.store.get_run(ctx.project, ctx.number)))
         if final is not Status.PASSED:
-            console.print(f"[bold red]the demo run ended {final}[/]; logs: {adapters.state.run_dir(ctx.project, ctx.number) / 'logs'}")
+            console.print(
+                f"[bold red]the demo run ended {final}[/]; logs: {adapters.state.run_dir(ctx.project, ctx.number) / 'logs'}"
+            )
             return 1
         _predict(console, f"http://127.0.0.1:{port}")
 
     console.print(Rule("where things are"))
-    console.print(f"production endpoint: http://127.0.0.1:{port}   (try: curl -s -X POST http://127.0.0.1:{port}/invocations -H 'content-type: application/json' -d '{{\"dataframe_records\": [{_json(SAMPLE)}]}}')")
+    console.print(
+        f"production endpoint: http://127.0.0.1:{port}   (try: curl -s -X POST http://127.0.0.1:{port}/invocations -H 'content-type: application/json' -d '{{\"dataframe_records\": [{_json(SAMPLE)}]}}')"
+    )
     for d in adapters.store.deployments("iris"):
-        console.print(f"  {d.environment:<10} {d.version:<12} {d.role:<8} {d.weight:>3}%  {d.endpoint}")
+        console.print(
+            f"  {d.environment:<10} {d.version:<12} {d.role:<8} {d.weight:>3}%  {d.endpoint}"
+        )
     console.print(f"state and metadata: {state}  (SQLite: {adapters.state.database})")
     console.print(f"logs: {state / 'runs' / 'iris'}")
-    console.print(f"look around: shipyard status --state {state}; shipyard envs --state {state}; shipyard rollback --state {state}")
-    console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()) + f", total {time.monotonic() - started:.1f}s")
+    console.print(
+        f"look around: shipyard status --state {state}; shipyard envs --state {state}; shipyard rollback --state {state}"
+    )
+    console.print(
+        "time: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+        + f", total {time.monotonic() - started:.1f}s"
+    )
     if keep:
         console.print(f"the servers keep running; stop them with: shipyard down --state {state}")
     else:
@@ -72,7 +87,11 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
 
 def _copy_example(repo: Path) -> int:
     """Copy the example; use its production port when free, else any free port."""
-    shutil.copytree(example_path("iris"), repo, ignore=shutil.ignore_patterns("__pycache__", ".shipyard", ".venv"))
+    shutil.copytree(
+        example_path("iris"),
+        repo,
+        ignore=shutil.ignore_patterns("__pycache__", ".shipyard", ".venv"),
+    )
     config = repo / "shipyard.yaml"
     text = config.read_text()
     port = int(re.search(r"port: (\d+)", text).group(1))  # type: ignore[union-attr]
@@ -90,7 +109,9 @@ def _second_model(repo: Path) -> None:
 
 
 def _predict(console: Console, endpoint: str) -> None:
-    response = httpx.post(f"{endpoint}/invocations", json={"dataframe_records": [SAMPLE]}, timeout=10)
+    response = httpx.post(
+        f"{endpoint}/invocations", json={"dataframe_records": [SAMPLE]}, timeout=10
+    )
     console.print(
         f"prediction from {endpoint}: {response.json().get('predictions')} "
         f"(served by version {response.headers.get(VERSION_HEADER)}, status {response.status_code})"
@@ -99,7 +120,17 @@ def _predict(console: Console, endpoint: str) -> None:
 
 def _commit(repo: Path, message: str) -> None:
     _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=Shipyard Demo", "-c", "user.email=demo@shipyard.invalid", "commit", "-q", "-m", message)
+    _git(
+        repo,
+        "-c",
+        "user.name=Shipyard Demo",
+        "-c",
+        "user.email=demo@shipyard.invalid",
+        "commit",
+        "-q",
+        "-m",
+        message,
+    )
 
 
 def _git(repo: Path, *args: str) -> None:

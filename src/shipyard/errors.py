@@ -38,7 +38,10 @@ class ConfigError(ShipyardError):
     status_code = 422
 
     def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint or "Fix the file and run again; `shipyard schema` prints every field.")
+        super().__init__(
+            message,
+            hint=hint or "Fix the file and run again; `shipyard schema` prints every field.",
+        )
         self.problems = problems or []
 
 

@@ -12,4 +12,7 @@ def example_path(name: str) -> Path:
     for candidate in (here / "_examples" / name, here.parents[1] / "examples" / name):
         if (candidate / "shipyard.yaml").is_file():
             return candidate
-    raise NotFound(f"The example {name!r} is not installed.", hint="Reinstall Shipyard, or run from a clone of its repository.")
+    raise NotFound(
+        f"The example {name!r} is not installed.",
+        hint="Reinstall Shipyard, or run from a clone of its repository.",
+    )

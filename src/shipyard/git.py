@@ -11,7 +11,11 @@ from shipyard.errors import GitError
 def _git(repository: Path, *args: str) -> str:
     try:
         done = subprocess.run(
-            ["git", "-C", str(repository), *args], capture_output=True, text=True, check=False, timeout=60
+            ["git", "-C", str(repository), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed.", hint="Install git and run again.") from exc
@@ -26,7 +30,8 @@ def repository_root(path: Path) -> Path:
         return Path(_git(path, "rev-parse", "--show-toplevel").strip())
     except GitError as exc:
         raise GitError(
-            f"{path} is not inside a git repository.", hint="Run `git init` and commit your project first."
+            f"{path} is not inside a git repository.",
+            hint="Run `git init` and commit your project first.",
         ) from exc
 
 
@@ -36,7 +41,8 @@ def resolve_commit(repository: Path, ref: str) -> str:
         return _git(repository, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
     except GitError as exc:
         raise GitError(
-            f"{ref!r} is not a commit in {repository}.", hint="Give a branch, tag or sha that exists (`git log`)."
+            f"{ref!r} is not a commit in {repository}.",
+            hint="Give a branch, tag or sha that exists (`git log`).",
         ) from exc
 
 

@@ -20,20 +20,34 @@ from shipyard.wiring import open_adapters
 
 
 def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    )
     return done.stdout
 
 
 def commit(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
-    git(repo, "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", message)
+    git(
+        repo,
+        "-c",
+        "user.name=Test",
+        "-c",
+        "user.email=test@example.invalid",
+        "commit",
+        "-q",
+        "-m",
+        message,
+    )
     return git(repo, "rev-parse", "HEAD").strip()
 
 
 def make_project(root: Path, name: str) -> tuple[Path, int]:
     """The iris example as project ``name`` with a free production port and short waits."""
     repo = root / name
-    shutil.copytree(example_path("iris"), repo, ignore=shutil.ignore_patterns("__pycache__", ".shipyard"))
+    shutil.copytree(
+        example_path("iris"), repo, ignore=shutil.ignore_patterns("__pycache__", ".shipyard")
+    )
     port = free_port()
     text = (repo / "shipyard.yaml").read_text()
     text = text.replace("name: iris", f"name: {name}")

@@ -17,9 +17,13 @@ from shipyard.runtime.interface import VERSION_HEADER
 from .conftest import commit, make_project
 
 pytestmark = pytest.mark.e2e
-SAMPLE = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
+SAMPLE = {
+    "dataframe_records": [
+        {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    ]
+}
 
-FAULT = '''
+FAULT = """
 import os
 import random
 
@@ -34,7 +38,7 @@ def _faulty(self, records):
 
 
 Model.predict = _faulty
-'''
+"""
 
 
 class Traffic:
@@ -50,10 +54,16 @@ class Traffic:
 
     def _loop(self) -> None:
         with httpx.Client(timeout=10) as client:
-            while not self.stopped.is_set() and time.monotonic() < self.deadline and len(self.results) < 5000:
+            while (
+                not self.stopped.is_set()
+                and time.monotonic() < self.deadline
+                and len(self.results) < 5000
+            ):
                 try:
                     response = client.post(self.url, json=SAMPLE)
-                    self.results.append((response.status_code, response.headers.get(VERSION_HEADER)))
+                    self.results.append(
+                        (response.status_code, response.headers.get(VERSION_HEADER))
+                    )
                 except httpx.HTTPError:
                     self.lost += 1
                 time.sleep(0.02)
@@ -67,7 +77,9 @@ class Traffic:
         self.thread.join(timeout=15)
 
 
-def test_failing_canary_rolls_back_without_hurting_stable(e2e_state: Adapters, tmp_path: Path) -> None:
+def test_failing_canary_rolls_back_without_hurting_stable(
+    e2e_state: Adapters, tmp_path: Path
+) -> None:
     repo, port = make_project(tmp_path, "iris-faulty")
     pipeline = Pipeline(e2e_state)
     first = pipeline.start(repo)

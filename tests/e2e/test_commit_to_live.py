@@ -17,7 +17,11 @@ from shipyard.runtime.interface import VERSION_HEADER
 from .conftest import commit, make_project
 
 pytestmark = pytest.mark.e2e
-SAMPLE = {"dataframe_records": [{"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}]}
+SAMPLE = {
+    "dataframe_records": [
+        {"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}
+    ]
+}
 
 
 def predict(port: int) -> httpx.Response:
@@ -29,7 +33,9 @@ def shipyard(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_first_commit_goes_live_and_second_goes_through_canary(e2e_state: Adapters, tmp_path: Path) -> None:
+def test_first_commit_goes_live_and_second_goes_through_canary(
+    e2e_state: Adapters, tmp_path: Path
+) -> None:
     repo, port = make_project(tmp_path, "iris-e2e")
     pipeline = Pipeline(e2e_state)
 
@@ -69,6 +75,8 @@ def test_first_commit_goes_live_and_second_goes_through_canary(e2e_state: Adapte
     assert done.returncode == 0, done.stderr
     assert predict(port).headers[VERSION_HEADER] == first.version
 
-    status = shipyard(e2e_state.state.root, "status", str(second.number), "--project", "iris-e2e", "--json")
+    status = shipyard(
+        e2e_state.state.root, "status", str(second.number), "--project", "iris-e2e", "--json"
+    )
     assert status.returncode == 0, status.stderr
     assert '"status": "passed"' in status.stdout

@@ -23,34 +23,56 @@ test:
   run: pytest -q tests
 """
 
-MODEL = '''\
+MODEL = """\
 class Model:
     def __init__(self, model_dir):
         self.answer = open(f"{model_dir}/answer.txt").read()
 
     def predict(self, records):
         return [self.answer for _ in records]
-'''
+"""
 
 
 def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    )
     return done.stdout.strip()
 
 
 def commit(repo: Path, message: str = "change") -> str:
     git(repo, "add", "-A")
-    git(repo, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", message)
+    git(
+        repo,
+        "-c",
+        "user.name=T",
+        "-c",
+        "user.email=t@example.invalid",
+        "commit",
+        "-q",
+        "-m",
+        message,
+    )
     return git(repo, "rev-parse", "HEAD")
 
 
-def write_project(repo: Path, *, train: str = "python -c \"import os; open(os.environ['SHIPYARD_MODEL_DIR'] + '/answer.txt', 'w').write('42')\"", timeout: str = "60s", test_body: str = "assert 1 + 1 == 2") -> None:
+def write_project(
+    repo: Path,
+    *,
+    train: str = "python -c \"import os; open(os.environ['SHIPYARD_MODEL_DIR'] + '/answer.txt', 'w').write('42')\"",
+    timeout: str = "60s",
+    test_body: str = "assert 1 + 1 == 2",
+) -> None:
     repo.mkdir(parents=True, exist_ok=True)
-    (repo / "shipyard.yaml").write_text(CONFIG.format(train=f"'{train}'" if "'" not in train else train, timeout=timeout))
+    (repo / "shipyard.yaml").write_text(
+        CONFIG.format(train=f"'{train}'" if "'" not in train else train, timeout=timeout)
+    )
     (repo / "requirements.txt").write_text("pytest\n")
     (repo / "tiny_model.py").write_text(MODEL)
     (repo / "tests").mkdir(exist_ok=True)
-    (repo / "tests" / "test_tiny.py").write_text(f"def test_one():\n    {test_body}\n\n\ndef test_two():\n    assert True\n")
+    (repo / "tests" / "test_tiny.py").write_text(
+        f"def test_one():\n    {test_body}\n\n\ndef test_two():\n    assert True\n"
+    )
 
 
 @pytest.fixture
@@ -76,7 +98,7 @@ def adapters(shared_state: Path, tmp_path: Path) -> Iterator[Adapters]:
     # Share the environment cache between tests (state layout keeps it under envs/ and cache/).
     shared = StateDir(shared_state).ensure()
     for name in ("envs", "cache"):
-        target = getattr(a.state, "root") / name
+        target = a.state.root / name
         if target.exists() and not any(target.iterdir()):
             target.rmdir()
         if not target.exists():

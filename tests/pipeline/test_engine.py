@@ -35,26 +35,38 @@ def stage_status(adapters: Adapters, number: int) -> dict[str, str]:
     return {s.name: s.status for s in adapters.store.get_run("tiny", number).stages}
 
 
-def test_a_passing_commit_runs_every_configured_stage_in_order(repo: Path, adapters: Adapters) -> None:
+def test_a_passing_commit_runs_every_configured_stage_in_order(
+    repo: Path, adapters: Adapters
+) -> None:
     recorder = Recorder()
     pipeline = Pipeline(adapters, recorder)
     ctx = pipeline.start(repo)
     assert pipeline.execute(ctx) is Status.PASSED
     statuses = stage_status(adapters, ctx.number)
     assert list(statuses) == list(STAGES)
-    assert statuses["build"] == statuses["test"] == statuses["publish"] == statuses["release"] == "passed"
+    assert (
+        statuses["build"]
+        == statuses["test"]
+        == statuses["publish"]
+        == statuses["release"]
+        == "passed"
+    )
     assert statuses["analyze"] == statuses["staging"] == statuses["qa"] == "skipped"
     started = [stage for kind, stage in recorder.events if kind == "start"]
     assert started == list(STAGES)
     run = adapters.store.get_run("tiny", ctx.number)
     assert run.stages[1].summary["passed"] == 2
     assert any("2 passed" in line for line in recorder.lines)  # pytest's output was streamed
-    assert adapters.state.stage_log("tiny", ctx.number, "build").read_text().count("[shipyard]") >= 2
+    assert (
+        adapters.state.stage_log("tiny", ctx.number, "build").read_text().count("[shipyard]") >= 2
+    )
     actions = {event.action for event in adapters.store.events("tiny#")}
     assert {"run.created", "run.running", "stage.running", "stage.passed", "run.passed"} <= actions
 
 
-def test_runs_are_numbered_per_project_and_pinned_to_the_sha(repo: Path, adapters: Adapters) -> None:
+def test_runs_are_numbered_per_project_and_pinned_to_the_sha(
+    repo: Path, adapters: Adapters
+) -> None:
     pipeline = Pipeline(adapters)
     first = pipeline.start(repo)
     # A commit that lands after the run started must not leak into it.
@@ -68,7 +80,9 @@ def test_runs_are_numbered_per_project_and_pinned_to_the_sha(repo: Path, adapter
     assert second.sha == later
 
 
-def test_a_failing_unit_test_stops_the_run_and_skips_the_rest(repo: Path, adapters: Adapters) -> None:
+def test_a_failing_unit_test_stops_the_run_and_skips_the_rest(
+    repo: Path, adapters: Adapters
+) -> None:
     write_project(repo, test_body="assert 1 + 1 == 3")
     commit(repo, "broken test")
     pipeline = Pipeline(adapters)
@@ -84,7 +98,9 @@ def test_a_failing_unit_test_stops_the_run_and_skips_the_rest(repo: Path, adapte
     assert adapters.store.list_artifacts(name="tiny") == []
 
 
-def test_a_train_command_that_writes_no_model_fails_the_build(repo: Path, adapters: Adapters) -> None:
+def test_a_train_command_that_writes_no_model_fails_the_build(
+    repo: Path, adapters: Adapters
+) -> None:
     write_project(repo, train="python -c \"print('forgot to save')\"")
     commit(repo, "no model")
     pipeline = Pipeline(adapters)
@@ -119,7 +135,9 @@ def test_cancel_stops_the_running_command(repo: Path, adapters: Adapters) -> Non
     assert all(s.status == "skipped" for s in run.stages[1:])
 
 
-def test_a_newer_run_waits_for_the_older_one_before_deploying(repo: Path, adapters: Adapters) -> None:
+def test_a_newer_run_waits_for_the_older_one_before_deploying(
+    repo: Path, adapters: Adapters
+) -> None:
     pipeline = Pipeline(adapters)
     older = pipeline.start(repo)
     newer = pipeline.start(repo)
@@ -143,5 +161,5 @@ def test_a_newer_run_waits_for_the_older_one_before_deploying(repo: Path, adapte
 def test_a_commit_without_shipyard_yaml_is_refused(repo: Path, adapters: Adapters) -> None:
     git(repo, "rm", "-q", "shipyard.yaml")
     commit(repo, "drop config")
-    with pytest.raises(ConfigError, match="has no shipyard.yaml"):
+    with pytest.raises(ConfigError, match=r"has no shipyard\.yaml"):
         Pipeline(adapters).start(repo)

@@ -51,8 +51,13 @@ class CanaryRollout:
         self.stable, self.canary, self.hooks = stable, canary, hooks
         self.probe_bodies = list(probe_bodies)
         self.rollout = Rollout(
-            run_id=run_id, project=config.name, environment=environment, stable_version=stable.version,
-            canary_version=canary.version, steps=list(self.settings.steps), status=Status.RUNNING.value,
+            run_id=run_id,
+            project=config.name,
+            environment=environment,
+            stable_version=stable.version,
+            canary_version=canary.version,
+            steps=list(self.settings.steps),
+            status=Status.RUNNING.value,
         )
         self.rollout = adapters.store.save_rollout(self.rollout, "started")
 
@@ -73,7 +78,13 @@ class CanaryRollout:
 
     def roll_back(self, reason: str) -> Rollout:
         """All traffic to stable in one route change, then the canary stops."""
-        deploy.route(self.adapters, self.config, self.environment, [(self.stable, 100), (self.canary, 0)], "rollback")
+        deploy.route(
+            self.adapters,
+            self.config,
+            self.environment,
+            [(self.stable, 100), (self.canary, 0)],
+            "rollback",
+        )
         deploy.stop(self.adapters, self.canary)
         self.rollout.status, self.rollout.weight = Status.ROLLED_BACK.value, 0
         self.hooks.say(f"rolled back: {reason}; all traffic is on {self.stable.version}")
@@ -81,17 +92,27 @@ class CanaryRollout:
 
     def _step(self, index: int, weight: int) -> Verdict:
         window = f"rollout-{self.rollout.id}-step-{index}"
-        deploy.route(self.adapters, self.config, self.environment, [(self.stable, 100 - weight), (self.canary, weight)], window)
+        deploy.route(
+            self.adapters,
+            self.config,
+            self.environment,
+            [(self.stable, 100 - weight), (self.canary, weight)],
+            window,
+        )
         self.rollout.step_index, self.rollout.weight = index, weight
         self.adapters.store.save_rollout(self.rollout, "step", step=index)
-        self.hooks.say(f"step {index + 1}/{len(self.settings.steps)}: {weight}% to {self.canary.version}")
+        self.hooks.say(
+            f"step {index + 1}/{len(self.settings.steps)}: {weight}% to {self.canary.version}"
+        )
         for extension in range(self.settings.analysis.max_extensions + 1):
             self._observe(self.settings.interval)
             verdict = self._judge()
             self._record(index, weight, extension, verdict)
             if verdict.outcome != "inconclusive":
                 return verdict
-            self.hooks.say(f"step {index + 1}: inconclusive ({verdict.canary_requests} canary requests); extending")
+            self.hooks.say(
+                f"step {index + 1}: inconclusive ({verdict.canary_requests} canary requests); extending"
+            )
         return verdict
 
     def _observe(self, seconds: float) -> None:
@@ -107,7 +128,14 @@ class CanaryRollout:
         reports: list[LoadReport] = []
         thread = threading.Thread(
             target=lambda: reports.append(
-                run_load(gateway, self.probe_bodies, rate=probe.rate, duration=seconds, concurrency=8, stop=self.hooks.stop_requested)
+                run_load(
+                    gateway,
+                    self.probe_bodies,
+                    rate=probe.rate,
+                    duration=seconds,
+                    concurrency=8,
+                    stop=self.hooks.stop_requested,
+                )
             ),
             daemon=True,
         )
@@ -119,12 +147,16 @@ class CanaryRollout:
         env_dir = self.adapters.state.environment_dir(self.config.name, self.environment)
         stats = self.adapters.runtime.gateway_stats(env_dir)
         return judge_canary(
-            stats.get(self.stable.version, VersionStats()), stats.get(self.canary.version, VersionStats()), self.settings.analysis
+            stats.get(self.stable.version, VersionStats()),
+            stats.get(self.canary.version, VersionStats()),
+            self.settings.analysis,
         )
 
     def _record(self, index: int, weight: int, extension: int, verdict: Verdict) -> None:
         entry = {"step": index, "weight": weight, "extension": extension, **verdict.to_dict()}
         self.rollout.verdicts = [*self.rollout.verdicts, entry]
-        self.adapters.store.save_rollout(self.rollout, "judged", step=index, outcome=verdict.outcome)
+        self.adapters.store.save_rollout(
+            self.rollout, "judged", step=index, outcome=verdict.outcome
+        )
         for line in verdict.summary().splitlines():
             self.hooks.say(f"  {line}")

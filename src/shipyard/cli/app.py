@@ -12,7 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shipyard.cli.render import RichReporter, print_json, run_dict, run_table, runs_table, styled
+from shipyard.cli.render import (
+    RichReporter,
+    print_json,
+    run_dict,
+    run_table,
+    runs_table,
+    styled_state,
+)
 from shipyard.domain import RELEASE_REPOSITORY, STAGES, Status
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.pipeline.context import Adapters
@@ -28,12 +35,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-artifacts_app = typer.Typer(help="The artifact repositories (`dev`, `release`).", no_args_is_help=False)
+artifacts_app = typer.Typer(
+    help="The artifact repositories (`dev`, `release`).", no_args_is_help=False
+)
 app.add_typer(artifacts_app, name="artifacts")
 
 STATE_HELP = "State directory (default: $SHIPYARD_STATE or ./.shipyard)."
-StateOption = Annotated[Path | None, typer.Option("--state", help=STATE_HELP, envvar="SHIPYARD_STATE", show_envvar=False)]
-ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Project name (default: the only one, or ./shipyard.yaml's).")]
+StateOption = Annotated[
+    Path | None,
+    typer.Option("--state", help=STATE_HELP, envvar="SHIPYARD_STATE", show_envvar=False),
+]
+ProjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--project", "-p", help="Project name (default: the only one, or ./shipyard.yaml's)."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -55,21 +72,31 @@ def pick_project(a: Adapters, project: str | None) -> str:
     if len(names) == 1:
         return names[0]
     if not names:
-        raise NotFound("There are no projects in this state directory yet.", hint="Run `shipyard run` in a project's repository.")
-    raise InvalidInput(f"Several projects are known ({', '.join(names)}).", hint="Choose one with --project NAME.")
+        raise NotFound(
+            "There are no projects in this state directory yet.",
+            hint="Run `shipyard run` in a project's repository.",
+        )
+    raise InvalidInput(
+        f"Several projects are known ({', '.join(names)}).", hint="Choose one with --project NAME."
+    )
 
 
 def split_ref(value: str) -> tuple[str, str]:
     name, sep, version = value.partition(":")
     if not sep or not name or not version:
-        raise InvalidInput(f"{value!r} is not NAME:VERSION.", hint="For example iris:3-1a2b3c4 (see `shipyard artifacts`).")
+        raise InvalidInput(
+            f"{value!r} is not NAME:VERSION.",
+            hint="For example iris:3-1a2b3c4 (see `shipyard artifacts`).",
+        )
     return name, version
 
 
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="The repository to set up.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing shipyard.yaml.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing shipyard.yaml.")
+    ] = False,
 ) -> None:
     """Write a starter shipyard.yaml for an existing repository."""
     from shipyard.config.starter import write_starter
@@ -88,10 +115,16 @@ def schema() -> None:
 
 @app.command()
 def run(
-    path: Annotated[Path, typer.Argument(help="A path inside the project's git repository.")] = Path("."),
-    ref: Annotated[str, typer.Option("--ref", help="Branch, tag or sha; pinned to its sha at start.")] = "HEAD",
+    path: Annotated[
+        Path, typer.Argument(help="A path inside the project's git repository.")
+    ] = Path("."),
+    ref: Annotated[
+        str, typer.Option("--ref", help="Branch, tag or sha; pinned to its sha at start.")
+    ] = "HEAD",
     state: StateOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not stream the stages' output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not stream the stages' output.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole pipeline for one commit, from build to live."""
@@ -101,7 +134,9 @@ def run(
     reporter = RichReporter(err if as_json else console, verbose=not quiet and not as_json)
     pipeline = Pipeline(a, reporter)
     ctx = pipeline.start(path, ref)
-    (err if as_json else console).print(f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]} ({ref})")
+    (err if as_json else console).print(
+        f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]} ({ref})"
+    )
     final = pipeline.execute(ctx)
     result = a.store.get_run(ctx.project, ctx.number)
     if as_json:
@@ -116,7 +151,9 @@ def run(
 
 @app.command()
 def status(
-    number: Annotated[int | None, typer.Argument(help="Run number; without it, the recent runs.")] = None,
+    number: Annotated[
+        int | None, typer.Argument(help="Run number; without it, the recent runs.")
+    ] = None,
     project: ProjectOption = None,
     state: StateOption = None,
     as_json: JsonOption = False,
@@ -125,7 +162,9 @@ def status(
     a = adapters(state)
     if number is None:
         runs = list(a.store.list_runs(project))
-        print_json(console, [run_dict(r) for r in runs]) if as_json else console.print(runs_table(runs))
+        print_json(console, [run_dict(r) for r in runs]) if as_json else console.print(
+            runs_table(runs)
+        )
         return
     one = a.store.get_run(pick_project(a, project), number)
     print_json(console, run_dict(one)) if as_json else console.print(run_table(one))
@@ -136,7 +175,9 @@ def logs(
     number: Annotated[int, typer.Argument(help="Run number.")],
     stage: Annotated[str | None, typer.Argument(help=f"One stage: {', '.join(STAGES)}.")] = None,
     project: ProjectOption = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
     state: StateOption = None,
 ) -> None:
     """Print a run's stage logs."""
@@ -174,14 +215,19 @@ def cancel(
     one = a.store.request_cancel(name, number)
     if not one.pid or not pid_alive(one.pid):
         # Nobody is driving this run any more: record the cancel directly.
-        a.store.set_run_status(name, number, Status.CANCELLED, "cancelled while no process was driving it")
+        a.store.set_run_status(
+            name, number, Status.CANCELLED, "cancelled while no process was driving it"
+        )
     console.print(f"cancel requested for {name}#{number}")
 
 
 @artifacts_app.callback(invoke_without_command=True)
 def artifacts(
     ctx: typer.Context,
-    repo: Annotated[str | None, typer.Option("--repo", help="Only this repository (dev, release).")] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option("--repository", "--repo", help="Only this repository (dev, release)."),
+    ] = None,
     project: ProjectOption = None,
     state: StateOption = None,
     as_json: JsonOption = False,
@@ -198,7 +244,14 @@ def artifacts(
     for column in ("name:version", "digest", "size", "repositories", "run", "created"):
         table.add_column(column)
     for art, repos in rows:
-        table.add_row(f"{art.name}:{art.version}", art.digest[:19], f"{art.size:,}", ", ".join(repos), str(art.build_info.get("run", "")), art.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(
+            f"{art.name}:{art.version}",
+            art.digest[:19],
+            f"{art.size:,}",
+            ", ".join(repos),
+            str(art.build_info.get("run", "")),
+            art.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     console.print(table)
 
 
@@ -228,14 +281,18 @@ def promote(
 
     a = adapters(state)
     name, version = split_ref(ref)
-    added = promote_artifact(a.store, name, version, source=source, target=target, reason=reason or "manual promotion")
+    added = promote_artifact(
+        a.store, name, version, source=source, target=target, reason=reason or "manual promotion"
+    )
     console.print(f"{name}:{version} {'promoted to' if added else 'was already in'} {target}")
 
 
 @app.command()
 def deploy(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
-    env: Annotated[str, typer.Option("--env", "-e", help="Environment, e.g. staging or production.")] = "staging",
+    env: Annotated[
+        str, typer.Option("--env", "-e", help="Environment, e.g. staging or production.")
+    ] = "staging",
     state: StateOption = None,
 ) -> None:
     """Deploy an artifact to an environment with all traffic (production takes only `release` artifacts)."""
@@ -244,13 +301,18 @@ def deploy(
     a = adapters(state)
     name, version = split_ref(ref)
     if env == "production" and not a.store.in_repository(RELEASE_REPOSITORY, name, version):
-        raise InvalidInput(f"{name}:{version} is not in `release`.", hint=f"Promote it first: shipyard promote {name}:{version}")
+        raise InvalidInput(
+            f"{name}:{version} is not in `release`.",
+            hint=f"Promote it first: shipyard promote {name}:{version}",
+        )
     before = deployments.running(a, name, env)
     new = deployments.start(a, name, env, version, "stable", console.print)
     _, config = deployments.unpack(a, name, env, version)
     url = new.endpoint or ""
     if deployments.gateway_port(env, deployments.environment(config, env)):
-        url = deployments.route(a, config, env, [(new, 100), *((d, 0) for d in before)], f"deploy-{version}")
+        url = deployments.route(
+            a, config, env, [(new, 100), *((d, 0) for d in before)], f"deploy-{version}"
+        )
     for old in before:
         if old.role == "stable":
             old.role = "standby"
@@ -274,7 +336,10 @@ def rollback(
     previous = deployments.running(a, name, env, "standby")
     current = deployments.stable(a, name, env)
     if not previous or current is None:
-        raise NotFound(f"There is no previous version kept ready in {name}/{env}.", hint="`shipyard envs` shows what runs.")
+        raise NotFound(
+            f"There is no previous version kept ready in {name}/{env}.",
+            hint="`shipyard envs` shows what runs.",
+        )
     back = previous[-1]
     _, config = deployments.unpack(a, name, env, back.version)
     started = time.monotonic()
@@ -282,7 +347,9 @@ def rollback(
     back.role, current.role = "stable", "standby"
     a.store.save_deployment(back, "rolled-back-to")
     a.store.save_deployment(current, "standby")
-    console.print(f"{name}/{env}: all traffic on {back.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {current.version} kept as standby")
+    console.print(
+        f"{name}/{env}: all traffic on {back.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {current.version} kept as standby"
+    )
 
 
 @app.command()
@@ -298,10 +365,28 @@ def envs(
         print_json(console, [_deployment_dict(d) for d in rows])
         return
     table = Table(title="environments", title_justify="left")
-    for column in ("project", "environment", "version", "role", "weight", "state", "endpoint", "pid"):
+    for column in (
+        "project",
+        "environment",
+        "version",
+        "role",
+        "weight",
+        "state",
+        "endpoint",
+        "pid",
+    ):
         table.add_column(column)
     for d in rows:
-        table.add_row(d.project, d.environment, d.version, d.role, f"{d.weight}%", styled("passed" if d.state == "ready" else d.state), d.endpoint or "", str(d.pid or ""))
+        table.add_row(
+            d.project,
+            d.environment,
+            d.version,
+            d.role,
+            f"{d.weight}%",
+            styled_state(d.state),
+            d.endpoint or "",
+            str(d.pid or ""),
+        )
     console.print(table)
     for name in sorted({d.project for d in rows}):
         for env_dir in sorted((a.state.root / "environments" / name).glob("*/routes.json")):
@@ -329,8 +414,13 @@ def down(
 
 @app.command()
 def demo(
-    keep: Annotated[bool, typer.Option("--keep/--stop", help="Leave the demo's servers running at the end.")] = True,
-    where: Annotated[Path | None, typer.Option("--dir", help="Folder for the demo (default: a new temporary one).")] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep/--stop", help="Leave the demo's servers running at the end.")
+    ] = True,
+    where: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Folder for the demo (default: a new temporary one)."),
+    ] = None,
 ) -> None:
     """Take the iris example from a commit to live, then a second version through a canary."""
     from shipyard.demo import run_demo
@@ -340,13 +430,24 @@ def demo(
 
 def _artifact_dict(art: Any, repos: list[str]) -> dict[str, Any]:
     return {
-        "name": art.name, "version": art.version, "digest": art.digest, "size": art.size,
-        "repositories": repos, "created_at": art.created_at.isoformat(timespec="seconds") + "Z", "build_info": art.build_info,
+        "name": art.name,
+        "version": art.version,
+        "digest": art.digest,
+        "size": art.size,
+        "repositories": repos,
+        "created_at": art.created_at.isoformat(timespec="seconds") + "Z",
+        "build_info": art.build_info,
     }
 
 
 def _deployment_dict(d: Any) -> dict[str, Any]:
     return {
-        "project": d.project, "environment": d.environment, "version": d.version, "role": d.role,
-        "weight": d.weight, "state": d.state, "endpoint": d.endpoint, "pid": d.pid,
+        "project": d.project,
+        "environment": d.environment,
+        "version": d.version,
+        "role": d.role,
+        "weight": d.weight,
+        "state": d.state,
+        "endpoint": d.endpoint,
+        "pid": d.pid,
     }

@@ -27,6 +27,13 @@ STATUS_STYLE = {
 STATUS_MARK = {"passed": "✔", "failed": "✘", "skipped": "·", "cancelled": "■", "rolled-back": "↺"}
 
 
+def styled_state(state: str) -> Text:
+    """A deployment's state: ready, starting, stopped, failed."""
+    return Text(
+        state, style={"ready": "green", "starting": "cyan", "failed": "bold red"}.get(state, "dim")
+    )
+
+
 def styled(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
@@ -46,7 +53,9 @@ class RichReporter:
 
     def line(self, stage: str, text: str) -> None:
         if self.verbose:
-            self.console.print(Text(f"  {stage:<8}│ ", style="dim") + Text(text.rstrip()), highlight=False)
+            self.console.print(
+                Text(f"  {stage:<8}│ ", style="dim") + Text(text.rstrip()), highlight=False
+            )
 
     def stage_finished(self, stage: str, status: Status, message: str, seconds: float) -> None:
         if self._spinner is not None:
@@ -55,16 +64,29 @@ class RichReporter:
         mark = STATUS_MARK.get(status.value, "•")
         timing = f" {seconds:.1f}s" if seconds else ""
         self.console.print(
-            Text.assemble((f"{mark} {stage} ", STATUS_STYLE.get(status.value, "")), (status.value, STATUS_STYLE.get(status.value, "")), (timing, "dim"), ("  " + message, ""))
+            Text.assemble(
+                (f"{mark} {stage} ", STATUS_STYLE.get(status.value, "")),
+                (status.value, STATUS_STYLE.get(status.value, "")),
+                (timing, "dim"),
+                ("  " + message, ""),
+            )
         )
 
 
 def run_table(run: Run) -> Table:
-    table = Table(title=f"{run.project.name} run #{run.number}  {run.sha[:12]}  {run.status}", title_justify="left")
+    table = Table(
+        title=f"{run.project.name} run #{run.number}  {run.sha[:12]}  {run.status}",
+        title_justify="left",
+    )
     for column in ("stage", "status", "time", "message"):
         table.add_column(column)
     for stage in run.stages:
-        table.add_row(stage.name, styled(stage.status), _duration(stage.started_at, stage.finished_at), stage.message or "")
+        table.add_row(
+            stage.name,
+            styled(stage.status),
+            _duration(stage.started_at, stage.finished_at),
+            stage.message or "",
+        )
     return table
 
 
@@ -76,8 +98,13 @@ def runs_table(runs: list[Run]) -> Table:
         current = next((s.name for s in run.stages if s.status in ("running", "waiting")), "")
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else ""
         table.add_row(
-            run.project.name, f"#{run.number}", run.sha[:10], styled(run.status), started,
-            _duration(run.started_at, run.finished_at), current,
+            run.project.name,
+            f"#{run.number}",
+            run.sha[:10],
+            styled(run.status),
+            started,
+            _duration(run.started_at, run.finished_at),
+            current,
         )
     return table
 

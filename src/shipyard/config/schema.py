@@ -359,7 +359,7 @@ class ProjectConfig(Strict):
     model: ModelConfig = Field(description="How the trained model is served.")
     test: TestConfig | None = Field(default=None, description="The unit test stage.")
     analyze: AnalyzeConfig | None = Field(
-        default=None, description="The analysis stage: code, secrets, dependencies, licences."
+        default=None, description="The analysis stage: bandit rules over the project's own code."
     )
     environments: dict[EnvironmentName, EnvironmentConfig] = Field(
         default_factory=dict,

@@ -56,7 +56,9 @@ class Executor(ABC):
         """Remove a workspace made by :meth:`prepare_workspace`."""
 
     @abstractmethod
-    def python_env(self, lock_file: Path, python: str, extra_requirements: Sequence[str] = ()) -> PythonEnv:
+    def python_env(
+        self, lock_file: Path, python: str, extra_requirements: Sequence[str] = ()
+    ) -> PythonEnv:
         """The environment for ``lock_file`` (requirements*.txt, *.lock or pyproject.toml)."""
 
     @abstractmethod

@@ -176,7 +176,9 @@ class RunContext:
             )
         return result
 
-    def wait(self, seconds: float, *, poll: float = 0.2, until: Callable[[], bool] | None = None) -> None:
+    def wait(
+        self, seconds: float, *, poll: float = 0.2, until: Callable[[], bool] | None = None
+    ) -> None:
         """Sleep, but notice a cancel (and an optional condition) within ``poll`` seconds."""
         import time
 

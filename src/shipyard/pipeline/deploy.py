@@ -41,14 +41,18 @@ def gateway_port(name: str, env: EnvironmentConfig) -> int | None:
     return env.port or (DEFAULT_PRODUCTION_PORT if name == "production" else None)
 
 
-def unpack(adapters: Adapters, project: str, environment_name: str, version: str) -> tuple[Path, ProjectConfig]:
+def unpack(
+    adapters: Adapters, project: str, environment_name: str, version: str
+) -> tuple[Path, ProjectConfig]:
     """The artifact unpacked for an environment (digest checked) and the config it was built with."""
     dest = adapters.state.deployment_dir(project, environment_name, version)
     materialize(adapters.store, adapters.blobs, project, version, dest)
     return dest, load_config(dest / "code" / "shipyard.yaml")
 
 
-def prepare(adapters: Adapters, config: ProjectConfig, name: str, code_dir: Path, version: str, say: Say) -> dict[str, str]:
+def prepare(
+    adapters: Adapters, config: ProjectConfig, name: str, code_dir: Path, version: str, say: Say
+) -> dict[str, str]:
     """Apply the environment's migrations and write its config; return the server's variables."""
     env = environment(config, name)
     env_dir = adapters.state.environment_dir(config.name, name)
@@ -59,7 +63,9 @@ def prepare(adapters: Adapters, config: ProjectConfig, name: str, code_dir: Path
         variables["SHIPYARD_DATABASE_URL"] = url
         if env.migrations:
             result = apply_migrations(url, _inside(code_dir, env.migrations))
-            say(f"{name}: migrations applied {result.applied or 'none'}; already applied {len(result.already_applied)}")
+            say(
+                f"{name}: migrations applied {result.applied or 'none'}; already applied {len(result.already_applied)}"
+            )
     if env.config:
         target = env_dir / "config" / f"{version}{Path(env.config).suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +75,9 @@ def prepare(adapters: Adapters, config: ProjectConfig, name: str, code_dir: Path
     return variables
 
 
-def start(adapters: Adapters, project: str, name: str, version: str, role: str, say: Say) -> Deployment:
+def start(
+    adapters: Adapters, project: str, name: str, version: str, role: str, say: Say
+) -> Deployment:
     """Unpack, prepare and start ``version`` in environment ``name``; returns the ready deployment."""
     dest, config = unpack(adapters, project, name, version)
     code_dir = dest / "code"
@@ -77,25 +85,54 @@ def start(adapters: Adapters, project: str, name: str, version: str, role: str, 
     lock = dest / "lock" / Path(config.install).name
     python_env = adapters.executor.python_env(lock, config.python, SERVING_REQUIREMENTS)
     say(f"{name}: environment {python_env.key[:12]} {'reused' if python_env.reused else 'created'}")
-    serve = config.model.serve if isinstance(config.model.serve, str) else config.model.serve.model_dump()
+    serve = (
+        config.model.serve
+        if isinstance(config.model.serve, str)
+        else config.model.serve.model_dump()
+    )
     log = adapters.state.environment_dir(project, name) / "logs" / f"{version}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    spec = ServerSpec(version, python_env.python, code_dir, dest / "model", serve, config.model_name, log, variables)
+    spec = ServerSpec(
+        version,
+        python_env.python,
+        code_dir,
+        dest / "model",
+        serve,
+        config.model_name,
+        log,
+        variables,
+    )
     server = adapters.runtime.start_server(spec)
     say(f"{name}: {project}:{version} ready at {server.endpoint} (pid {server.pid})")
     artifact = adapters.store.get_artifact(project, version)
     row = Deployment(
-        project=project, environment=name, version=version, artifact_id=artifact.id, role=role,
-        weight=0, state="ready", endpoint=server.endpoint, pid=server.pid,
+        project=project,
+        environment=name,
+        version=version,
+        artifact_id=artifact.id,
+        role=role,
+        weight=0,
+        state="ready",
+        endpoint=server.endpoint,
+        pid=server.pid,
     )
     return adapters.store.save_deployment(row, "started")
 
 
-def route(adapters: Adapters, config: ProjectConfig, name: str, weights: Sequence[tuple[Deployment, int]], window: str) -> str:
+def route(
+    adapters: Adapters,
+    config: ProjectConfig,
+    name: str,
+    weights: Sequence[tuple[Deployment, int]],
+    window: str,
+) -> str:
     """Send traffic by weight through the environment's gateway; returns the gateway URL."""
     port = gateway_port(name, environment(config, name))
     if port is None:
-        raise InvalidInput(f"Environment {name!r} has no gateway.", hint=f"Set environments.{name}.port in shipyard.yaml.")
+        raise InvalidInput(
+            f"Environment {name!r} has no gateway.",
+            hint=f"Set environments.{name}.port in shipyard.yaml.",
+        )
     env_dir = adapters.state.environment_dir(config.name, name)
     url = adapters.runtime.ensure_gateway(env_dir, port)
     backends = [Backend(d.version, d.endpoint or "", weight) for d, weight in weights]
@@ -114,7 +151,9 @@ def stop(adapters: Adapters, deployment: Deployment) -> None:
     adapters.store.save_deployment(deployment, "stopped")
 
 
-def running(adapters: Adapters, project: str, name: str, role: str | None = None) -> list[Deployment]:
+def running(
+    adapters: Adapters, project: str, name: str, role: str | None = None
+) -> list[Deployment]:
     rows = adapters.store.deployments(project, name)
     return [row for row in rows if role is None or row.role == role]
 
@@ -127,7 +166,12 @@ def stable(adapters: Adapters, project: str, name: str) -> Deployment | None:
 def _inside(root: Path, relative: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()):
-        raise StageFailed(f"{relative!r} points outside the project.", hint="Use a path inside the repository.")
+        raise StageFailed(
+            f"{relative!r} points outside the project.", hint="Use a path inside the repository."
+        )
     if not path.exists():
-        raise StageFailed(f"{relative} does not exist in the project.", hint="Commit it or fix the path in shipyard.yaml.")
+        raise StageFailed(
+            f"{relative} does not exist in the project.",
+            hint="Commit it or fix the path in shipyard.yaml.",
+        )
     return path

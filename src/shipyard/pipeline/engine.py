@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from filelock import FileLock
@@ -39,12 +39,15 @@ class Pipeline:
         text = show_file(repository, sha, CONFIG_FILE)
         if text is None:
             raise ConfigError(
-                f"Commit {sha[:12]} has no {CONFIG_FILE}.", hint="Run `shipyard init`, commit the file, and run again."
+                f"Commit {sha[:12]} has no {CONFIG_FILE}.",
+                hint="Run `shipyard init`, commit the file, and run again.",
             )
         config = parse_config(text, f"{CONFIG_FILE} at {sha[:12]}")
         self.adapters.store.ensure_project(config.name, str(repository))
         run = self.adapters.store.create_run(config.name, sha, ref, trigger=trigger)
-        return RunContext(self.adapters, config.name, run.number, sha, ref, repository, config, self.reporter)
+        return RunContext(
+            self.adapters, config.name, run.number, sha, ref, repository, config, self.reporter
+        )
 
     def execute(self, ctx: RunContext) -> Status:
         store = self.adapters.store
@@ -66,7 +69,9 @@ class Pipeline:
                 final = Status.CANCELLED
             finally:
                 self._release_workspace(ctx)
-        message = f"{final}" if final is not Status.PASSED else f"{ctx.project}:{ctx.version} is through"
+        message = (
+            f"{final}" if final is not Status.PASSED else f"{ctx.project}:{ctx.version} is through"
+        )
         store.set_run_status(ctx.project, ctx.number, final, message)
         return final
 
@@ -82,6 +87,8 @@ class Pipeline:
             outcome = STAGE_FUNCTIONS[stage](ctx)
         except Cancelled as exc:
             outcome = StageOutcome(Status.CANCELLED, exc.message)
+        except KeyboardInterrupt:  # Ctrl-C: the executor has already stopped the command
+            outcome = StageOutcome(Status.CANCELLED, "interrupted from the keyboard")
         except ShipyardError as exc:
             hint = f" ({exc.hint})" if exc.hint else ""
             outcome = StageOutcome(Status.FAILED, f"{exc.message}{hint}")
@@ -91,24 +98,33 @@ class Pipeline:
         ctx.results[stage] = outcome
         if outcome.status is Status.FAILED:
             ctx.say(stage, f"failed: {outcome.message}")
-        store.set_stage_status(ctx.project, ctx.number, stage, outcome.status, outcome.message, summary=outcome.summary)
-        self.reporter.stage_finished(stage, outcome.status, outcome.message, time.monotonic() - started)
+        store.set_stage_status(
+            ctx.project, ctx.number, stage, outcome.status, outcome.message, summary=outcome.summary
+        )
+        self.reporter.stage_finished(
+            stage, outcome.status, outcome.message, time.monotonic() - started
+        )
         return outcome
 
     def _skip_rest(self, ctx: RunContext, after: str, reason: str) -> None:
         start = STAGES.index(after) + (0 if after not in ctx.results else 1)
         for stage in STAGES[start:]:
-            self.adapters.store.set_stage_status(ctx.project, ctx.number, stage, Status.SKIPPED, reason)
+            self.adapters.store.set_stage_status(
+                ctx.project, ctx.number, stage, Status.SKIPPED, reason
+            )
             self.reporter.stage_finished(stage, Status.SKIPPED, reason, 0.0)
 
     def _enter_deploy(self, ctx: RunContext, held: ExitStack) -> None:
         """Wait until no older run of the project is active, then take the deploy lock."""
         store = self.adapters.store
-        older = lambda: self._older_active(ctx)  # noqa: E731
-        if older():
-            store.set_run_status(ctx.project, ctx.number, Status.WAITING, f"waiting for run #{older()[0].number}")
-            ctx.say("staging", f"waiting for run #{older()[0].number} to finish deploying")
-            ctx.wait(24 * 3600, poll=0.5, until=lambda: not older())
+        older = self._older_active(ctx)
+        if older:
+            waiting_for = f"run #{older[0].number}"
+            store.set_run_status(
+                ctx.project, ctx.number, Status.WAITING, f"waiting for {waiting_for}"
+            )
+            ctx.say("staging", f"waiting for {waiting_for} to finish deploying")
+            ctx.wait(24 * 3600, poll=0.5, until=lambda: not self._older_active(ctx))
             store.set_run_status(ctx.project, ctx.number, Status.RUNNING, "deploying")
         lock = FileLock(str(self.adapters.state.locks / f"deploy-{ctx.project}.lock"))
         while not _try(lock):
@@ -122,17 +138,21 @@ class Pipeline:
             if run.number >= ctx.number:
                 continue
             if run.pid and not pid_alive(run.pid):
-                store.set_run_status(ctx.project, run.number, Status.FAILED, "abandoned: the process driving it is gone")
+                store.set_run_status(
+                    ctx.project,
+                    run.number,
+                    Status.FAILED,
+                    "abandoned: the process driving it is gone",
+                )
                 continue
             active.append(run)
         return active
 
     def _release_workspace(self, ctx: RunContext) -> None:
         if ctx.workspace is not None:
-            try:
+            # The workspace is scratch space; a leftover is removed by the next run.
+            with suppress(ShipyardError):
                 self.adapters.executor.release_workspace(ctx.repository, ctx.workspace)
-            except ShipyardError:
-                pass  # the workspace is scratch space; a leftover is removed by the next run
 
 
 def pid_alive(pid: int) -> bool:

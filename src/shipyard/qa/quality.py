@@ -85,25 +85,30 @@ def evaluate_quality(
 # --- the holdout file -----------------------------------------------------------------------
 
 
-def load_rows(csv_path: Path, label: str) -> tuple[list[dict[str, Any]], list[Any]]:
-    """The CSV's rows without the label column, and the labels; numbers become floats."""
+def load_records(csv_path: Path) -> list[dict[str, Any]]:
+    """The CSV's rows as records; numbers become floats."""
     if not csv_path.is_file():
         raise InvalidInput(
-            f"quality data {csv_path} does not exist",
-            hint="Commit the holdout CSV, or fix `qa.quality.data` in shipyard.yaml.",
+            f"data file {csv_path} does not exist",
+            hint="Commit the CSV, or fix its path in shipyard.yaml.",
         )
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        columns = list(reader.fieldnames or [])
-        if label not in columns:
-            raise InvalidInput(
-                f"quality data {csv_path.name} has no label column {label!r}; "
-                f"its columns are {', '.join(columns) or '(none)'}",
-                hint="Fix `qa.quality.label` in shipyard.yaml.",
-            )
         records = [_record(row, reader.line_num, csv_path) for row in reader]
     if not records:
-        raise InvalidInput(f"quality data {csv_path.name} has a header but no rows")
+        raise InvalidInput(f"data file {csv_path.name} has a header but no rows")
+    return records
+
+
+def load_rows(csv_path: Path, label: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The CSV's rows without the label column, and the labels."""
+    records = load_records(csv_path)
+    if label not in records[0]:
+        raise InvalidInput(
+            f"quality data {csv_path.name} has no label column {label!r}; "
+            f"its columns are {', '.join(records[0]) or '(none)'}",
+            hint="Fix `qa.quality.label` in shipyard.yaml.",
+        )
     labels = [record.pop(label) for record in records]
     return records, labels
 

@@ -48,7 +48,9 @@ class ServerSpec:
     serve: str | Mapping[str, str]  # "module:Class" or {"format": "skops", "path": "model.skops"}
     model_name: str
     log: Path
-    env: Mapping[str, str] = field(default_factory=dict)  # SHIPYARD_CONFIG, SHIPYARD_ENVIRONMENT, ...
+    env: Mapping[str, str] = field(
+        default_factory=dict
+    )  # SHIPYARD_CONFIG, SHIPYARD_ENVIRONMENT, ...
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -14,7 +14,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Project(Base):
@@ -43,7 +43,9 @@ class Run(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     project: Mapped[Project] = relationship()
-    stages: Mapped[list[StageRun]] = relationship(back_populates="run", order_by="StageRun.position")
+    stages: Mapped[list[StageRun]] = relationship(
+        back_populates="run", order_by="StageRun.position"
+    )
 
 
 class StageRun(Base):
@@ -109,7 +111,9 @@ class Deployment(Base):
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
     role: Mapped[str] = mapped_column(String(16))  # stable, canary, standby, retired
     weight: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="starting")  # starting, ready, stopped, failed
+    state: Mapped[str] = mapped_column(
+        String(16), default="starting"
+    )  # starting, ready, stopped, failed
     endpoint: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -89,8 +89,12 @@ class Store:
             yield session
 
     @staticmethod
-    def record(session: Session, action: str, subject: str, actor: str | None = None, **detail: Any) -> None:
-        session.add(Event(actor=actor or current_actor(), action=action, subject=subject, detail=detail))
+    def record(
+        session: Session, action: str, subject: str, actor: str | None = None, **detail: Any
+    ) -> None:
+        session.add(
+            Event(actor=actor or current_actor(), action=action, subject=subject, detail=detail)
+        )
 
     # -- projects and runs ---------------------------------------------------------------------
 
@@ -110,9 +114,17 @@ class Store:
         """A new run, numbered per project, pinned to ``sha``, with every stage queued."""
         with self.session() as s:
             proj = self._project(s, project)
-            number = (s.scalar(select(func.max(Run.number)).where(Run.project_id == proj.id)) or 0) + 1
+            number = (
+                s.scalar(select(func.max(Run.number)).where(Run.project_id == proj.id)) or 0
+            ) + 1
             run = Run(
-                project_id=proj.id, number=number, sha=sha, ref=ref, trigger=trigger, actor=current_actor(), pid=os.getpid()
+                project_id=proj.id,
+                number=number,
+                sha=sha,
+                ref=ref,
+                trigger=trigger,
+                actor=current_actor(),
+                pid=os.getpid(),
             )
             s.add(run)
             s.flush()
@@ -125,7 +137,9 @@ class Store:
         """A run with its stages; the newest when ``number`` is None."""
         with self.session() as s:
             query = select(Run).join(Project).where(Project.name == project)
-            query = query.where(Run.number == number) if number else query.order_by(Run.number.desc())
+            query = (
+                query.where(Run.number == number) if number else query.order_by(Run.number.desc())
+            )
             run = s.scalars(query.limit(1)).first()
             if run is None:
                 what = f"run {project}#{number}" if number else f"any run of project {project!r}"
@@ -135,7 +149,12 @@ class Store:
 
     def list_runs(self, project: str | None = None, limit: int = 20) -> Sequence[Run]:
         with self.session() as s:
-            query = select(Run).join(Project).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+            query = (
+                select(Run)
+                .join(Project)
+                .order_by(Run.created_at.desc(), Run.id.desc())
+                .limit(limit)
+            )
             if project:
                 query = query.where(Project.name == project)
             runs = s.scalars(query).all()
@@ -147,7 +166,9 @@ class Store:
         with self.session() as s:
             return s.scalars(select(Project).order_by(Project.name)).all()
 
-    def set_run_status(self, project: str, number: int, status: Status, message: str | None = None, **fields: Any) -> None:
+    def set_run_status(
+        self, project: str, number: int, status: Status, message: str | None = None, **fields: Any
+    ) -> None:
         with self.session() as s:
             run = self._run(s, project, number)
             run.status = status.value
@@ -174,7 +195,9 @@ class Store:
     ) -> None:
         with self.session() as s:
             run = self._run(s, project, number)
-            row = s.scalar(select(StageRun).where(StageRun.run_id == run.id, StageRun.name == stage))
+            row = s.scalar(
+                select(StageRun).where(StageRun.run_id == run.id, StageRun.name == stage)
+            )
             if row is None:
                 raise NotFound(f"Run {project}#{number} has no stage {stage!r}.")
             row.status = status.value
@@ -214,10 +237,18 @@ class Store:
     # -- artifacts and repositories ------------------------------------------------------------
 
     def add_artifact(
-        self, name: str, version: str, digest: str, size: int, build_info: dict[str, Any], run_id: int | None
+        self,
+        name: str,
+        version: str,
+        digest: str,
+        size: int,
+        build_info: dict[str, Any],
+        run_id: int | None,
     ) -> Artifact:
         with self.session() as s:
-            existing = s.scalar(select(Artifact).where(Artifact.name == name, Artifact.version == version))
+            existing = s.scalar(
+                select(Artifact).where(Artifact.name == name, Artifact.version == version)
+            )
             if existing is not None:
                 if existing.digest != digest:
                     raise Conflict(
@@ -225,21 +256,35 @@ class Store:
                         hint="Versions are immutable; build a new version instead.",
                     )
                 return existing
-            artifact = Artifact(name=name, version=version, digest=digest, size=size, build_info=build_info, run_id=run_id)
+            artifact = Artifact(
+                name=name,
+                version=version,
+                digest=digest,
+                size=size,
+                build_info=build_info,
+                run_id=run_id,
+            )
             s.add(artifact)
             self.record(s, "artifact.created", f"{name}:{version}", digest=digest, size=size)
             return artifact
 
     def get_artifact(self, name: str, version: str) -> Artifact:
         with self.session() as s:
-            artifact = s.scalar(select(Artifact).where(Artifact.name == name, Artifact.version == version))
+            artifact = s.scalar(
+                select(Artifact).where(Artifact.name == name, Artifact.version == version)
+            )
             if artifact is None:
-                raise NotFound(f"There is no artifact {name}:{version}.", hint="`shipyard artifacts` lists them.")
+                raise NotFound(
+                    f"There is no artifact {name}:{version}.",
+                    hint="`shipyard artifacts` lists them.",
+                )
             return artifact
 
     def update_build_info(self, name: str, version: str, **fields: Any) -> None:
         with self.session() as s:
-            artifact = s.scalar(select(Artifact).where(Artifact.name == name, Artifact.version == version))
+            artifact = s.scalar(
+                select(Artifact).where(Artifact.name == name, Artifact.version == version)
+            )
             if artifact is None:
                 raise NotFound(f"There is no artifact {name}:{version}.")
             artifact.build_info = {**artifact.build_info, **fields}
@@ -248,11 +293,18 @@ class Store:
     def add_ref(self, repository: str, artifact: Artifact) -> bool:
         """Put ``artifact`` in ``repository``; False when it was already there."""
         with self.session() as s:
-            query = select(ArtifactRef).where(ArtifactRef.repository == repository, ArtifactRef.artifact_id == artifact.id)
+            query = select(ArtifactRef).where(
+                ArtifactRef.repository == repository, ArtifactRef.artifact_id == artifact.id
+            )
             if s.scalar(query) is not None:
                 return False
             s.add(ArtifactRef(repository=repository, artifact_id=artifact.id))
-            self.record(s, "artifact.published", f"{artifact.name}:{artifact.version}", repository=repository)
+            self.record(
+                s,
+                "artifact.published",
+                f"{artifact.name}:{artifact.version}",
+                repository=repository,
+            )
             return True
 
     def in_repository(self, repository: str, name: str, version: str) -> bool:
@@ -260,11 +312,17 @@ class Store:
             query = (
                 select(ArtifactRef)
                 .join(Artifact)
-                .where(ArtifactRef.repository == repository, Artifact.name == name, Artifact.version == version)
+                .where(
+                    ArtifactRef.repository == repository,
+                    Artifact.name == name,
+                    Artifact.version == version,
+                )
             )
             return s.scalar(query) is not None
 
-    def list_artifacts(self, repository: str | None = None, name: str | None = None) -> list[tuple[Artifact, list[str]]]:
+    def list_artifacts(
+        self, repository: str | None = None, name: str | None = None
+    ) -> list[tuple[Artifact, list[str]]]:
         """Artifacts, newest first, each with the repositories that hold it."""
         with self.session() as s:
             query = select(Artifact).order_by(Artifact.created_at.desc(), Artifact.id.desc())
@@ -274,19 +332,45 @@ class Store:
                 query = query.join(ArtifactRef).where(ArtifactRef.repository == repository)
             result = []
             for artifact in s.scalars(query).all():
-                repos = s.scalars(select(ArtifactRef.repository).where(ArtifactRef.artifact_id == artifact.id)).all()
+                repos = s.scalars(
+                    select(ArtifactRef.repository).where(ArtifactRef.artifact_id == artifact.id)
+                ).all()
                 result.append((artifact, sorted(repos)))
             return result
 
-    def record_promotion(self, artifact: Artifact, source: str, target: str, reason: str | None) -> None:
+    def record_promotion(
+        self, artifact: Artifact, source: str, target: str, reason: str | None
+    ) -> None:
         with self.session() as s:
             actor = current_actor()
-            s.add(Promotion(artifact_id=artifact.id, source=source, target=target, actor=actor, reason=reason))
-            self.record(s, "artifact.promoted", f"{artifact.name}:{artifact.version}", actor, source=source, target=target, reason=reason)
+            s.add(
+                Promotion(
+                    artifact_id=artifact.id,
+                    source=source,
+                    target=target,
+                    actor=actor,
+                    reason=reason,
+                )
+            )
+            self.record(
+                s,
+                "artifact.promoted",
+                f"{artifact.name}:{artifact.version}",
+                actor,
+                source=source,
+                target=target,
+                reason=reason,
+            )
 
     # -- deployments and rollouts --------------------------------------------------------------
 
-    def deployments(self, project: str | None = None, environment: str | None = None, *, running_only: bool = True) -> Sequence[Deployment]:
+    def deployments(
+        self,
+        project: str | None = None,
+        environment: str | None = None,
+        *,
+        running_only: bool = True,
+    ) -> Sequence[Deployment]:
         with self.session() as s:
             query = select(Deployment).order_by(Deployment.id)
             if project:
@@ -305,7 +389,14 @@ class Store:
             merged = s.merge(deployment)
             s.flush()
             subject = f"{merged.project}/{merged.environment}/{merged.version}"
-            self.record(s, f"deployment.{action}", subject, role=merged.role, weight=merged.weight, state=merged.state)
+            self.record(
+                s,
+                f"deployment.{action}",
+                subject,
+                role=merged.role,
+                weight=merged.weight,
+                state=merged.state,
+            )
             _ = merged.artifact
             return merged
 
@@ -314,12 +405,21 @@ class Store:
             merged = s.merge(rollout)
             s.flush()
             subject = f"{merged.project}/{merged.environment}/{merged.canary_version}"
-            self.record(s, f"rollout.{action}", subject, weight=merged.weight, status=merged.status, **detail)
+            self.record(
+                s,
+                f"rollout.{action}",
+                subject,
+                weight=merged.weight,
+                status=merged.status,
+                **detail,
+            )
             return merged
 
     def latest_rollout(self, project: str, environment: str) -> Rollout | None:
         with self.session() as s:
-            query = select(Rollout).where(Rollout.project == project, Rollout.environment == environment)
+            query = select(Rollout).where(
+                Rollout.project == project, Rollout.environment == environment
+            )
             return s.scalars(query.order_by(Rollout.id.desc()).limit(1)).first()
 
     def events(self, subject_prefix: str | None = None, limit: int = 100) -> Sequence[Event]:
@@ -335,12 +435,19 @@ class Store:
     def _project(s: Session, name: str) -> Project:
         project = s.scalar(select(Project).where(Project.name == name))
         if project is None:
-            raise NotFound(f"There is no project {name!r}.", hint="Run `shipyard run` in the project's repository first.")
+            raise NotFound(
+                f"There is no project {name!r}.",
+                hint="Run `shipyard run` in the project's repository first.",
+            )
         return project
 
     @staticmethod
     def _run(s: Session, project: str, number: int) -> Run:
-        run = s.scalar(select(Run).join(Project).where(Project.name == project, Run.number == number))
+        run = s.scalar(
+            select(Run).join(Project).where(Project.name == project, Run.number == number)
+        )
         if run is None:
-            raise NotFound(f"There is no run {project}#{number}.", hint="`shipyard status` lists the runs.")
+            raise NotFound(
+                f"There is no run {project}#{number}.", hint="`shipyard status` lists the runs."
+            )
         return run

@@ -26,5 +26,7 @@ def test_invocations_returns_a_species() -> None:
 
 
 def test_bad_input_is_refused_not_crashing() -> None:
-    response = httpx.post(f"{ENDPOINT}/invocations", json={"dataframe_split": {"columns": ["x"], "data": [[1]]}})
+    response = httpx.post(
+        f"{ENDPOINT}/invocations", json={"dataframe_split": {"columns": ["x"], "data": [[1]]}}
+    )
     assert response.status_code in (400, 422)

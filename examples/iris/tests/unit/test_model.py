@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from iris_model.serve import Model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     out = tmp_path_factory.mktemp("model")
-    subprocess.run([sys.executable, str(ROOT / "train.py"), "--out", str(out)], check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--out", str(out)], check=True, cwd=ROOT
+    )
     return Model(str(out))
 
 

@@ -31,7 +31,10 @@ def build(ctx: RunContext) -> StageOutcome:
     result = ctx.run_command("build", ctx.config.build.train, timeout=ctx.config.build.timeout)
     train_seconds = time.monotonic() - started
     if result.exit_code != 0:
-        raise StageFailed(f"The train command exited with {result.exit_code}.", hint="See `shipyard logs` for its output.")
+        raise StageFailed(
+            f"The train command exited with {result.exit_code}.",
+            hint="See `shipyard logs` for its output.",
+        )
     if not any(path.is_file() for path in ctx.model_dir.rglob("*")):
         raise StageFailed(
             "The train command succeeded but wrote no model to $SHIPYARD_MODEL_DIR.",
@@ -39,9 +42,17 @@ def build(ctx: RunContext) -> StageOutcome:
         )
 
     ctx.build_info = _build_info(ctx, lock_file, train_seconds)
-    packed = pack(ctx.run_dir, model_dir=ctx.model_dir, code_dir=ctx.code_dir, lock_file=lock_file, build_info=ctx.build_info)
+    packed = pack(
+        ctx.run_dir,
+        model_dir=ctx.model_dir,
+        code_dir=ctx.code_dir,
+        lock_file=lock_file,
+        build_info=ctx.build_info,
+    )
     ctx.artifact_path = packed.path
-    ctx.say("build", f"packed {ctx.project}:{ctx.version} as {packed.digest} ({packed.size:,} bytes)")
+    ctx.say(
+        "build", f"packed {ctx.project}:{ctx.version} as {packed.digest} ({packed.size:,} bytes)"
+    )
     return StageOutcome.passed(
         f"{ctx.project}:{ctx.version} {packed.digest[:19]}",
         digest=packed.digest,
@@ -86,14 +97,21 @@ def _build_info(ctx: RunContext, lock_file: Path, train_seconds: float) -> dict[
         "data": {str(path.relative_to(ctx.code_dir)): _sha256(path) for path in _data_files(ctx)},
         "params": trained.get("params", {}),
         "metrics": trained.get("metrics", {}),
-        "model": {"serve": ctx.config.model.serve if isinstance(ctx.config.model.serve, str) else ctx.config.model.serve.model_dump(), "name": ctx.config.model_name},
+        "model": {
+            "serve": ctx.config.model.serve
+            if isinstance(ctx.config.model.serve, str)
+            else ctx.config.model.serve.model_dump(),
+            "name": ctx.config.model_name,
+        },
         "train_seconds": round(train_seconds, 3),
     }
 
 
 def _data_files(ctx: RunContext) -> list[Path]:
     data_dir = ctx.code_dir / "data"
-    return sorted(path for path in data_dir.rglob("*") if path.is_file()) if data_dir.is_dir() else []
+    return (
+        sorted(path for path in data_dir.rglob("*") if path.is_file()) if data_dir.is_dir() else []
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

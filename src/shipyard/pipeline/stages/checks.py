@@ -22,13 +22,18 @@ def test(ctx: RunContext) -> StageOutcome:
     result = ctx.run_command("test", command, timeout=config.timeout)
     if not junit.is_file():
         if result.exit_code != 0:
-            raise StageFailed(f"The test command exited with {result.exit_code}.", hint="See `shipyard logs` for its output.")
+            raise StageFailed(
+                f"The test command exited with {result.exit_code}.",
+                hint="See `shipyard logs` for its output.",
+            )
         return StageOutcome.passed("tests passed (no JUnit report: not a pytest command)")
     summary = parse_junit(junit)
     counts = f"{summary.passed} passed, {summary.failed + summary.errors} failed, {summary.skipped} skipped"
     if result.exit_code != 0 or summary.failed or summary.errors:
         first = f": {summary.failures[0]}" if summary.failures else ""
-        raise StageFailed(f"Unit tests failed ({counts}){first}", hint="See `shipyard logs RUN test`.")
+        raise StageFailed(
+            f"Unit tests failed ({counts}){first}", hint="See `shipyard logs RUN test`."
+        )
     return StageOutcome.passed(counts, **summary.to_dict())
 
 
@@ -36,7 +41,9 @@ def analyze(ctx: RunContext) -> StageOutcome:
     config = ctx.config.analyze
     if config is None:
         return StageOutcome.skipped("no `analyze:` section in shipyard.yaml")
-    ctx.say("analyze", f"bandit over {', '.join(config.paths)} (fails on {config.fail_on} and above)")
+    ctx.say(
+        "analyze", f"bandit over {', '.join(config.paths)} (fails on {config.fail_on} and above)"
+    )
     report = scan_code(ctx.code_dir, config, today=date.today())
     (ctx.reports_dir / "analyze.json").write_text(json.dumps(report.to_dict(), indent=2))
     for line in report.summary().splitlines():
@@ -47,7 +54,9 @@ def analyze(ctx: RunContext) -> StageOutcome:
             hint="Fix them, or allow-list one with a reason and an expiry under `analyze.allow`.",
         )
     return StageOutcome.passed(
-        f"{len(report.findings)} finding(s), none blocking", findings=len(report.findings), allowed=len(report.allowed)
+        f"{len(report.findings)} finding(s), none blocking",
+        findings=len(report.findings),
+        allowed=len(report.allowed),
     )
 
 

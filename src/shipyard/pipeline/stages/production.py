@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks
@@ -9,7 +10,8 @@ from shipyard.domain import Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.qa.load import rows_to_bodies
-from shipyard.qa.quality import load_rows
+from shipyard.qa.quality import load_records
+from shipyard.store.models import Deployment
 
 ENVIRONMENT = "production"
 
@@ -19,43 +21,61 @@ def canary(ctx: RunContext) -> StageOutcome:
         return StageOutcome.skipped("no `environments.production` in shipyard.yaml")
     stable = deploy.stable(ctx.adapters, ctx.project, ENVIRONMENT)
     if stable is None:
-        return StageOutcome.skipped("first release: no live version to judge against, so it goes straight to live")
+        return StageOutcome.skipped(
+            "first release: no live version to judge against, so it goes straight to live"
+        )
     if stable.version == ctx.version:
         return StageOutcome.skipped(f"{ctx.version} is already live")
     if ctx.config.canary is None:
-        return StageOutcome.skipped("no `canary:` section: the new version goes live without a canary")
-    say = lambda text: ctx.say("canary", text)  # noqa: E731
+        return StageOutcome.skipped(
+            "no `canary:` section: the new version goes live without a canary"
+        )
+    say = partial(ctx.say, "canary")
     candidate = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, "canary", say)
     hooks = RolloutHooks(say=say, wait=ctx.wait, stop_requested=ctx.cancelled)
     run_id = ctx.store.get_run(ctx.project, ctx.number).id
-    controller = CanaryRollout(ctx.adapters, ctx.config, ENVIRONMENT, stable, candidate, hooks, _probe_bodies(ctx), run_id)
+    controller = CanaryRollout(
+        ctx.adapters, ctx.config, ENVIRONMENT, stable, candidate, hooks, _probe_bodies(ctx), run_id
+    )
     rollout = controller.run()
     summary = {"rollout": rollout.id, "verdicts": rollout.verdicts, "stable": stable.version}
     if rollout.status == Status.ROLLED_BACK.value:
-        return StageOutcome(Status.ROLLED_BACK, f"rolled back; {stable.version} stays live", summary)
-    return StageOutcome.passed(f"passed {len(rollout.verdicts)} judgement(s) against {stable.version}", **summary)
+        return StageOutcome(
+            Status.ROLLED_BACK, f"rolled back; {stable.version} stays live", summary
+        )
+    return StageOutcome.passed(
+        f"passed {len(rollout.verdicts)} judgement(s) against {stable.version}", **summary
+    )
 
 
 def live(ctx: RunContext) -> StageOutcome:
     if ENVIRONMENT not in ctx.config.environments:
         return StageOutcome.skipped("no `environments.production` in shipyard.yaml")
-    say = lambda text: ctx.say("live", text)  # noqa: E731
+    say = partial(ctx.say, "live")
     deployments = deploy.running(ctx.adapters, ctx.project, ENVIRONMENT)
     new = next((d for d in deployments if d.version == ctx.version), None)
     if new is None:
         new = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, "stable", say)
     others = [d for d in deployments if d.id != new.id]
-    url = deploy.route(ctx.adapters, ctx.config, ENVIRONMENT, [(new, 100), *((d, 0) for d in others)], f"live-{ctx.number}")
+    url = deploy.route(
+        ctx.adapters,
+        ctx.config,
+        ENVIRONMENT,
+        [(new, 100), *((d, 0) for d in others)],
+        f"live-{ctx.number}",
+    )
     new.role = "stable"
     ctx.store.save_deployment(new, "live")
     previous = _keep_one_standby(ctx, others)
     ctx.endpoints[ENVIRONMENT] = url
     kept = f"; {previous} kept ready for `shipyard rollback`" if previous else ""
     say(f"100% of traffic on {ctx.version} at {url}{kept}")
-    return StageOutcome.passed(f"{ctx.version} live at {url}{kept}", endpoint=url, previous=previous)
+    return StageOutcome.passed(
+        f"{ctx.version} live at {url}{kept}", endpoint=url, previous=previous
+    )
 
 
-def _keep_one_standby(ctx: RunContext, others: list[Any]) -> str | None:
+def _keep_one_standby(ctx: RunContext, others: list[Deployment]) -> str | None:
     """The version that was stable stays running for an instant rollback; older ones stop."""
     previous = next((d for d in others if d.role == "stable"), None)
     for deployment in others:
@@ -68,19 +88,13 @@ def _keep_one_standby(ctx: RunContext, others: list[Any]) -> str | None:
 
 
 def _probe_bodies(ctx: RunContext) -> list[dict[str, Any]]:
-    settings = ctx.config.canary
+    """Requests for the canary's probe traffic: rows of its data file, label column dropped."""
+    settings, quality = ctx.config.canary, ctx.config.qa.quality if ctx.config.qa else None
     if settings is None or settings.traffic is None:
         return []
-    data = settings.traffic.data or (ctx.config.qa.quality.data if ctx.config.qa and ctx.config.qa.quality else None)
+    data = settings.traffic.data or (quality.data if quality else None)
     if data is None:
         return []
-    label = ctx.config.qa.quality.label if ctx.config.qa and ctx.config.qa.quality else ""
-    rows, _ = load_rows(ctx.code_dir / data, label) if label else (_plain_rows(ctx, data), [])
-    return rows_to_bodies(rows)
-
-
-def _plain_rows(ctx: RunContext, data: str) -> list[dict[str, Any]]:
-    import csv
-
-    with (ctx.code_dir / data).open(newline="") as handle:
-        return [dict(row) for row in csv.DictReader(handle)]
+    rows = load_records(ctx.code_dir / data)
+    label = quality.label if quality else None
+    return rows_to_bodies([{k: v for k, v in row.items() if k != label} for row in rows])

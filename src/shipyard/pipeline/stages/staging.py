@@ -12,10 +12,19 @@ def staging(ctx: RunContext) -> StageOutcome:
     if ENVIRONMENT not in ctx.config.environments:
         return StageOutcome.skipped("no `environments.staging` in shipyard.yaml")
     previous = deploy.running(ctx.adapters, ctx.project, ENVIRONMENT)
-    deployment = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, "stable", lambda text: ctx.say("staging", text))
+    deployment = deploy.start(
+        ctx.adapters,
+        ctx.project,
+        ENVIRONMENT,
+        ctx.version,
+        "stable",
+        lambda text: ctx.say("staging", text),
+    )
     endpoint = deployment.endpoint or ""
     if deploy.gateway_port(ENVIRONMENT, ctx.config.environments[ENVIRONMENT]):
-        endpoint = deploy.route(ctx.adapters, ctx.config, ENVIRONMENT, [(deployment, 100)], f"run-{ctx.number}")
+        endpoint = deploy.route(
+            ctx.adapters, ctx.config, ENVIRONMENT, [(deployment, 100)], f"run-{ctx.number}"
+        )
     else:
         deployment.weight = 100
         ctx.store.save_deployment(deployment, "weighted")
@@ -23,4 +32,6 @@ def staging(ctx: RunContext) -> StageOutcome:
     for old in previous:
         deploy.stop(ctx.adapters, old)
     ctx.endpoints[ENVIRONMENT] = endpoint
-    return StageOutcome.passed(f"{ctx.version} ready at {endpoint}", endpoint=endpoint, pid=deployment.pid)
+    return StageOutcome.passed(
+        f"{ctx.version} ready at {endpoint}", endpoint=endpoint, pid=deployment.pid
+    )
