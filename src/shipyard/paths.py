@@ -1,8 +1,11 @@
 """Where Shipyard keeps its state on disk.
 
 One state directory (default ``.shipyard/`` beside the project, or ``$SHIPYARD_STATE``) holds
-everything: the metadata database, blobs, run logs, cached environments and deployments. Every
-path is derived here so that no other module invents its own layout.
+the metadata database, blobs, run logs and deployments. Python environments are a cache, not
+state: they are keyed by the hash of lock + Python version, so one machine-wide cache (default
+``~/.cache/shipyard``, or ``$SHIPYARD_CACHE``) lets every state directory reuse them, as uv's
+own cache does for packages. Every path is derived here so that no other module invents its
+own layout.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATE_ENV_VAR = "SHIPYARD_STATE"
+CACHE_ENV_VAR = "SHIPYARD_CACHE"
 DEFAULT_STATE_DIR = ".shipyard"
 
 
@@ -21,9 +25,23 @@ def resolve_state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+def resolve_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The environment cache: explicit, else ``$SHIPYARD_CACHE``, else the user's cache folder."""
+    chosen = explicit or os.environ.get(CACHE_ENV_VAR)
+    if not chosen:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        chosen = Path(base) / "shipyard"
+    return Path(chosen).expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class StateDir:
     root: Path
+    cache: Path | None = None  # shared environment cache; None keeps it inside ``root``
+
+    @property
+    def _cache_root(self) -> Path:
+        return self.cache or self.root
 
     @property
     def database(self) -> Path:
@@ -40,15 +58,20 @@ class StateDir:
     @property
     def envs(self) -> Path:
         """Python environments, cached by the hash of lock + Python version."""
-        return self.root / "envs"
+        return self._cache_root / "envs"
 
     @property
     def uv_cache(self) -> Path:
-        return self.root / "cache" / "uv"
+        return self._cache_root / "cache" / "uv"
 
     @property
     def locks(self) -> Path:
         return self.root / "locks"
+
+    @property
+    def env_locks(self) -> Path:
+        """Locks that keep two processes from building the same environment at once."""
+        return self._cache_root / "locks"
 
     def run_dir(self, project: str, number: int) -> Path:
         return self.root / "runs" / project / str(number)
@@ -67,6 +90,6 @@ class StateDir:
         return self.environment_dir(project, environment) / "deployments" / version
 
     def ensure(self) -> StateDir:
-        for path in (self.root, self.blobs, self.envs, self.locks):
+        for path in (self.root, self.blobs, self.envs, self.locks, self.env_locks):
             path.mkdir(parents=True, exist_ok=True)
         return self

@@ -6,18 +6,22 @@ from pathlib import Path
 
 from shipyard.artifacts.local import LocalBlobStore
 from shipyard.executor.local import LocalExecutor
-from shipyard.paths import StateDir, resolve_state_dir
+from shipyard.paths import StateDir, resolve_cache_dir, resolve_state_dir
 from shipyard.pipeline.context import Adapters
 from shipyard.runtime.local import LocalRuntime
 from shipyard.store import Store
 
 
-def open_adapters(state_dir: str | Path | None = None) -> Adapters:
-    state = StateDir(resolve_state_dir(state_dir)).ensure()
+def open_adapters(
+    state_dir: str | Path | None = None, cache_dir: str | Path | None = None
+) -> Adapters:
+    state = StateDir(resolve_state_dir(state_dir), resolve_cache_dir(cache_dir)).ensure()
+    blobs = LocalBlobStore(state.blobs)
+    blobs.sweep()  # temporary files of writers that were killed mid-write
     return Adapters(
         state=state,
         store=Store(state.database_url),
         executor=LocalExecutor(state),
         runtime=LocalRuntime(),
-        blobs=LocalBlobStore(state.blobs),
+        blobs=blobs,
     )

@@ -118,7 +118,7 @@ def test_missing_top_level_fields_point_at_the_first_key_and_say_what_they_are()
     assert caught.value.problems == [
         "shipyard.yaml:2: field required: build (the build stage: trains the model)",
         "shipyard.yaml:2: field required: model (how the trained model is served)",
-        "shipyard.yaml:2: field required: name (project name: lower case letters, digits, . _ -)",
+        "shipyard.yaml:2: field required: name (project name: lower-case letters and digits, joined by single . _ or -)",
     ]
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from shipyard.config import ProjectConfig, reference_markdown, schema_json
 from shipyard.config._types import is_model, strip_annotated, union_members
+from shipyard.config.schema import NAME_PATTERN
 
 IRIS = Path(__file__).parents[2] / "examples" / "iris" / "shipyard.yaml"
 GOOD = Path(__file__).parent / "good"
@@ -118,7 +119,7 @@ def test_durations_and_serve_accept_what_the_loader_accepts() -> None:
     assert len(serve["oneOf"]) == 2
     environments = schema["properties"]["environments"]
     assert environments["additionalProperties"] is False
-    assert list(environments["patternProperties"]) == [r"^[a-z0-9][a-z0-9._-]{0,62}$"]
+    assert list(environments["patternProperties"]) == [NAME_PATTERN]
 
 
 def test_schema_declares_every_key_of_the_example_files() -> None:

@@ -84,25 +84,9 @@ def repo(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def shared_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # One uv cache for the session: the tiny project's environment is built once.
-    return tmp_path_factory.mktemp("pipeline-state")
-
-
 @pytest.fixture
-def adapters(shared_state: Path, tmp_path: Path) -> Iterator[Adapters]:
-    from shipyard.paths import StateDir
-
+def adapters(tmp_path: Path) -> Iterator[Adapters]:
+    # The environment cache is shared by the session (tests/conftest.py sets $SHIPYARD_CACHE).
     a = open_adapters(tmp_path / "state")
-    # Share the environment cache between tests (state layout keeps it under envs/ and cache/).
-    shared = StateDir(shared_state).ensure()
-    for name in ("envs", "cache"):
-        target = a.state.root / name
-        if target.exists() and not any(target.iterdir()):
-            target.rmdir()
-        if not target.exists():
-            (shared.root / name).mkdir(exist_ok=True)
-            target.symlink_to(shared.root / name)
     yield a
     a.store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
@@ -120,3 +121,14 @@ def _duration_text(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+START, END = "<!-- reference:start -->", "<!-- reference:end -->"
+
+
+def write_into(document: Path) -> None:
+    """Replace the table between the reference markers of ``document`` (the README)."""
+    text = document.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    document.write_text(f"{head}{START}\n{reference_markdown().strip()}\n{END}{tail}")

@@ -30,7 +30,9 @@ from pydantic import (
     model_validator,
 )
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# Segments of lower-case letters and digits joined by one of . _ - (so never "..");
+# at most 63 characters, checked by max_length where the pattern is used.
+NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 PYTHON_PATTERN = r"^3\.\d+$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -122,6 +124,7 @@ class ModelConfig(Strict):
     name: str | None = Field(
         default=None,
         pattern=NAME_PATTERN,
+        max_length=63,
         description="Model name in the serving API (default: the project name).",
     )
 
@@ -341,12 +344,14 @@ def _install_file(value: str) -> str:
     return value
 
 
-EnvironmentName = Annotated[str, Field(pattern=NAME_PATTERN)]
+EnvironmentName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 
 
 class ProjectConfig(Strict):
     name: str = Field(
-        pattern=NAME_PATTERN, description="Project name: lower case letters, digits, . _ -"
+        pattern=NAME_PATTERN,
+        max_length=63,
+        description="Project name: lower-case letters and digits, joined by single . _ or -",
     )
     python: str = Field(
         default="3.11", pattern=PYTHON_PATTERN, description='Python version, quoted: "3.11".'

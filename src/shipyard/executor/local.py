@@ -93,8 +93,8 @@ class LocalExecutor(Executor):
 
     def _build_once(self, spec: EnvSpec, path: Path) -> bool:
         """Build the env unless another run finishes it while we wait; True when reused."""
-        self.state.locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.state.locks / f"env-{spec.key[:20]}.lock"):
+        self.state.env_locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.state.env_locks / f"env-{spec.key[:20]}.lock"):
             if (path / COMPLETE_MARKER).exists():
                 return True
             shutil.rmtree(path, ignore_errors=True)  # half-built by a run that died
