@@ -17,6 +17,7 @@ from rich.rule import Rule
 from shipyard.cli.render import RichReporter, run_table
 from shipyard.domain import Status
 from shipyard.examples import example_path
+from shipyard.pipeline import deploy
 from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
@@ -79,9 +80,8 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
     if keep:
         console.print(f"the servers keep running; stop them with: shipyard down --state {state}")
     else:
-        from shipyard.cli.app import down
-
-        down(project=None, state=state)
+        stopped = deploy.stop_all(adapters)
+        console.print(f"stopped the demo's {len(stopped)} deployment(s) and its gateway")
     return 0
 
 

@@ -68,7 +68,4 @@ def e2e_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
     finally:
         from shipyard.pipeline import deploy
 
-        for deployment in adapters.store.deployments():
-            deploy.stop(adapters, deployment)
-        for env_dir in (adapters.state.root / "environments").glob("*/*"):
-            adapters.runtime.stop_gateway(env_dir)
+        deploy.stop_all(adapters)

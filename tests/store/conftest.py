@@ -10,13 +10,14 @@ import pytest
 from shipyard.store import Store
 
 
-def store_url(tmp_path: Path) -> str:
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/s.db"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(store_url(tmp_path))
+def store(db_url: str) -> Iterator[Store]:
+    opened = Store(db_url)
     try:
         yield opened
     finally:

@@ -9,14 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-
 from shipyard.store import Store
-
-from .conftest import store_url
 
 RUNS_EACH = 20
 
@@ -26,6 +21,7 @@ from shipyard.store import Store
 
 store = Store(sys.argv[1], run_migrations=False)
 store.list_projects()  # connect before the start line, so both start at full speed
+print("ready", flush=True)
 go = sys.argv[2]
 while not os.path.exists(go):
     time.sleep(0.002)
@@ -34,12 +30,12 @@ print(json.dumps(numbers))
 """
 
 
-def start_workers(tmp_path: Path, go: Path, count: int) -> list[subprocess.Popen[str]]:
+def start_workers(tmp_path: Path, db_url: str, go: Path, count: int) -> list[subprocess.Popen[str]]:
     script = tmp_path / "worker.py"
     script.write_text(WORKER.replace("{runs}", str(RUNS_EACH)))
     return [
         subprocess.Popen(
-            [sys.executable, str(script), store_url(tmp_path), str(go)],
+            [sys.executable, str(script), db_url, str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -48,21 +44,35 @@ def start_workers(tmp_path: Path, go: Path, count: int) -> list[subprocess.Popen
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Store.create_run reads max(number) and inserts in a deferred transaction: two "
-        "processes read the same max and the second insert fails on UNIQUE(project_id, number)"
-    ),
-)
-def test_two_processes_get_distinct_consecutive_run_numbers(tmp_path: Path) -> None:
-    setup = Store(store_url(tmp_path))
-    setup.ensure_project("iris", "/repos/iris")
+def test_two_processes_get_distinct_consecutive_run_numbers(tmp_path: Path, db_url: str) -> None:
+    setup = Store(db_url)
+    try:
+        setup.ensure_project("iris", "/repos/iris")
+        outputs = run_workers(tmp_path, db_url, 2)
+        for code, _, err in outputs:
+            assert code == 0, err[-2000:]
+        numbers = [json.loads(out) for _, out, _ in outputs]
+        for own in numbers:
+            assert own == sorted(own)  # each process sees its own runs in order
+        expected = list(range(1, 2 * RUNS_EACH + 1))
+        assert sorted(numbers[0] + numbers[1]) == expected
+        runs = setup.list_runs("iris", limit=100)
+        assert sorted(run.number for run in runs) == expected
+        assert all(len(run.stages) == 9 for run in runs)
+    finally:
+        setup.close()
+
+
+def run_workers(tmp_path: Path, db_url: str, count: int) -> list[tuple[int, str, str]]:
+    """Start ``count`` workers, let them go at the same moment, and collect their output."""
     go = tmp_path / "go"
-    workers = start_workers(tmp_path, go, 2)
+    workers = start_workers(tmp_path, db_url, go, count)
     outputs: list[tuple[int, str, str]] = []
     try:
-        time.sleep(1.5)  # both have imported SQLAlchemy and connected
+        # Both have imported SQLAlchemy and connected before either starts creating runs.
+        assert [worker.stdout.readline().strip() for worker in workers if worker.stdout] == [
+            "ready"
+        ] * count
         go.touch()
         for worker in workers:
             out, err = worker.communicate(timeout=60)
@@ -72,13 +82,4 @@ def test_two_processes_get_distinct_consecutive_run_numbers(tmp_path: Path) -> N
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
-    for code, _, err in outputs:
-        assert code == 0, err[-2000:]
-    numbers = [json.loads(out) for _, out, _ in outputs]
-    for own in numbers:
-        assert own == sorted(own)  # each process sees its own runs in order
-    assert sorted(numbers[0] + numbers[1]) == list(range(1, 2 * RUNS_EACH + 1))
-    runs = setup.list_runs("iris", limit=100)
-    assert sorted(run.number for run in runs) == list(range(1, 2 * RUNS_EACH + 1))
-    assert all(len(run.stages) == 9 for run in runs)
-    setup.close()
+    return outputs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,6 @@ from shipyard.domain import STAGES, Status
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import Store
 from shipyard.store.models import Artifact, Deployment, Rollout, utcnow
-
-from .conftest import store_url
 
 TABLES = {
     "alembic_version",
@@ -53,10 +52,10 @@ def test_migration_creates_every_table(store: Store) -> None:
 
 
 def test_opening_the_same_file_again_migrates_nothing_and_keeps_the_data(
-    store: Store, project: str, tmp_path: Path
+    store: Store, project: str, db_url: str, tmp_path: Path
 ) -> None:
     store.create_run(project, "a" * 40, "main")
-    again = Store(store_url(tmp_path))
+    again = Store(db_url)
     try:
         assert set(inspect(again.engine).get_table_names()) == TABLES
         assert again.get_run(project, 1).sha == "a" * 40
@@ -132,10 +131,6 @@ def test_a_missing_run_is_not_found_with_a_hint(store: Store, project: str) -> N
         store.get_run(project)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.py get_run tests `if number` instead of `is not None`: run 0 returns the newest",
-)
 def test_run_number_zero_does_not_exist(store: Store, project: str) -> None:
     store.create_run(project, "e" * 40, None)
     with pytest.raises(NotFound):
@@ -217,7 +212,7 @@ def test_every_change_is_an_event_with_who_what_and_when(
     assert {e.actor for e in events} == {"ci-bot"}
     assert events[3].detail == {"message": "train exited 1"}
     assert abs(events[-1].at - utcnow()) < timedelta(minutes=1)
-    assert all(a.id < b.id and a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+    assert all(a.id < b.id and a.at <= b.at for a, b in pairwise(events))
     assert store.get_run(project, 1).actor == "ci-bot"
 
 
@@ -340,8 +335,11 @@ def test_deployments_filter_running_only_environment_and_project(store: Store) -
     stopped = deploy(store, "production", "3", "stopped")
     deploy(store, "production", "4", "failed")
 
-    def versions(**filters: object) -> list[str]:
-        return [d.version for d in store.deployments(**filters)]  # type: ignore[arg-type]
+    def versions(
+        project: str | None = None, environment: str | None = None, running_only: bool = True
+    ) -> list[str]:
+        rows = store.deployments(project, environment, running_only=running_only)
+        return [d.version for d in rows]
 
     assert versions() == ["1", "2"]
     assert versions(running_only=False) == ["1", "2", "3", "4"]
@@ -383,7 +381,8 @@ def test_a_rollout_round_trips(store: Store) -> None:
     newer = store.save_rollout(
         Rollout(project="iris", environment="production", canary_version="3"), "started"
     )
-    assert store.latest_rollout("iris", "production").id == newer.id  # type: ignore[union-attr]
+    latest = store.latest_rollout("iris", "production")
+    assert latest is not None and latest.id == newer.id
     assert store.latest_rollout("iris", "staging") is None
     stepped = store.events("iris/production/2")[0]
     assert (stepped.action, stepped.detail) == (

@@ -151,6 +151,17 @@ def stop(adapters: Adapters, deployment: Deployment) -> None:
     adapters.store.save_deployment(deployment, "stopped")
 
 
+def stop_all(adapters: Adapters, project: str | None = None) -> list[Deployment]:
+    """Stop every deployment and gateway (of one project); returns the deployments stopped."""
+    rows = list(adapters.store.deployments(project))
+    for deployment in rows:
+        stop(adapters, deployment)
+    for env_dir in (adapters.state.root / "environments").glob("*/*"):
+        if project is None or env_dir.parent.name == project:
+            adapters.runtime.stop_gateway(env_dir)
+    return rows
+
+
 def running(
     adapters: Adapters, project: str, name: str, role: str | None = None
 ) -> list[Deployment]:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,8 @@ def current_actor() -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Transactions are begun by _sqlite_begin, not by the driver (SQLAlchemy's recipe).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -51,10 +54,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock at the start, so read-then-write sequences (the next run
+    # number) cannot interleave between processes.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -72,13 +82,20 @@ def migrate(url: str) -> None:
 
 class Store:
     def __init__(self, url: str, *, run_migrations: bool = True) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        if run_migrations:
-            migrate(url)
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self.engine.connect():
+                pass  # the first connection switches the file to WAL before migrating
+            if run_migrations:
+                # Two processes opening a new state directory at once must not both migrate.
+                with FileLock(f"{path}.migrate.lock"):
+                    migrate(url)
+        elif run_migrations:
+            migrate(url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -137,12 +154,17 @@ class Store:
         """A run with its stages; the newest when ``number`` is None."""
         with self.session() as s:
             query = select(Run).join(Project).where(Project.name == project)
-            query = (
-                query.where(Run.number == number) if number else query.order_by(Run.number.desc())
-            )
+            if number is None:
+                query = query.order_by(Run.number.desc())
+            else:
+                query = query.where(Run.number == number)
             run = s.scalars(query.limit(1)).first()
             if run is None:
-                what = f"run {project}#{number}" if number else f"any run of project {project!r}"
+                what = (
+                    f"run {project}#{number}"
+                    if number is not None
+                    else f"any run of project {project!r}"
+                )
                 raise NotFound(f"There is no {what}.", hint="`shipyard status` lists the runs.")
             _ = run.stages, run.project
             return run

@@ -1,0 +1,155 @@
+"""`shipyard deploy`, `rollback`, `envs` and `down`: what runs where."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from shipyard.cli.common import (
+    JsonOption,
+    ProjectOption,
+    StateOption,
+    adapters,
+    console,
+    pick_project,
+    split_ref,
+)
+from shipyard.cli.render import print_json, styled_state
+from shipyard.domain import RELEASE_REPOSITORY
+from shipyard.errors import InvalidInput, NotFound
+
+
+def deploy(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    env: Annotated[
+        str, typer.Option("--env", "-e", help="Environment, e.g. staging or production.")
+    ] = "staging",
+    state: StateOption = None,
+) -> None:
+    """Deploy an artifact to an environment with all traffic (production takes only `release` artifacts)."""
+    from shipyard.pipeline import deploy as deployments
+
+    a = adapters(state)
+    name, version = split_ref(ref)
+    if env == "production" and not a.store.in_repository(RELEASE_REPOSITORY, name, version):
+        raise InvalidInput(
+            f"{name}:{version} is not in `release`.",
+            hint=f"Promote it first: shipyard promote {name}:{version}",
+        )
+    before = deployments.running(a, name, env)
+    new = deployments.start(a, name, env, version, "stable", console.print)
+    _, config = deployments.unpack(a, name, env, version)
+    url = new.endpoint or ""
+    if deployments.gateway_port(env, deployments.environment(config, env)):
+        url = deployments.route(
+            a, config, env, [(new, 100), *((d, 0) for d in before)], f"deploy-{version}"
+        )
+    for old in before:
+        if old.role == "stable":
+            old.role = "standby"
+            a.store.save_deployment(old, "standby")
+        else:
+            deployments.stop(a, old)
+    console.print(f"{name}:{version} serves all traffic in {env} at {url}")
+
+
+def rollback(
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment.")] = "production",
+    project: ProjectOption = None,
+    state: StateOption = None,
+) -> None:
+    """Move all traffic back to the previous version, which was kept running (instant)."""
+    from shipyard.pipeline import deploy as deployments
+
+    a = adapters(state)
+    name = pick_project(a, project)
+    previous = deployments.running(a, name, env, "standby")
+    current = deployments.stable(a, name, env)
+    if not previous or current is None:
+        raise NotFound(
+            f"There is no previous version kept ready in {name}/{env}.",
+            hint="`shipyard envs` shows what runs.",
+        )
+    back = previous[-1]
+    _, config = deployments.unpack(a, name, env, back.version)
+    started = time.monotonic()
+    deployments.route(a, config, env, [(back, 100), (current, 0)], f"rollback-{back.version}")
+    back.role, current.role = "stable", "standby"
+    a.store.save_deployment(back, "rolled-back-to")
+    a.store.save_deployment(current, "standby")
+    console.print(
+        f"{name}/{env}: all traffic on {back.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {current.version} kept as standby"
+    )
+
+
+def envs(
+    project: ProjectOption = None,
+    state: StateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the environments: which versions run where, with their traffic weight."""
+    a = adapters(state)
+    rows = a.store.deployments(project)
+    if as_json:
+        print_json(console, [_deployment_dict(d) for d in rows])
+        return
+    table = Table(title="environments", title_justify="left")
+    for column in (
+        "project",
+        "environment",
+        "version",
+        "role",
+        "weight",
+        "state",
+        "endpoint",
+        "pid",
+    ):
+        table.add_column(column)
+    for d in rows:
+        table.add_row(
+            d.project,
+            d.environment,
+            d.version,
+            d.role,
+            f"{d.weight}%",
+            styled_state(d.state),
+            d.endpoint or "",
+            str(d.pid or ""),
+        )
+    console.print(table)
+    for name in sorted({d.project for d in rows}):
+        for env_dir in sorted((a.state.root / "environments" / name).glob("*/routes.json")):
+            console.print(f"gateway {name}/{env_dir.parent.name}: routes in {env_dir}")
+
+
+def down(
+    project: ProjectOption = None,
+    state: StateOption = None,
+) -> None:
+    """Stop every deployment and gateway of the state directory (or of one project)."""
+    from shipyard.pipeline import deploy as deployments
+
+    rows = deployments.stop_all(adapters(state), project)
+    stopped = {(d.project, d.environment) for d in rows}
+    console.print(f"stopped {len(rows)} deployment(s) in {len(stopped)} environment(s)")
+
+
+def _deployment_dict(d: Any) -> dict[str, Any]:
+    return {
+        "project": d.project,
+        "environment": d.environment,
+        "version": d.version,
+        "role": d.role,
+        "weight": d.weight,
+        "state": d.state,
+        "endpoint": d.endpoint,
+        "pid": d.pid,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    for command in (deploy, rollback, envs, down):
+        app.command()(command)
