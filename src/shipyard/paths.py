@@ -56,6 +56,11 @@ class StateDir:
         return self.root / "blobs"
 
     @property
+    def signing_key(self) -> Path:
+        """The Ed25519 key that signs release artifacts (created on first use, mode 0600)."""
+        return self.root / "keys" / "signing.key"
+
+    @property
     def envs(self) -> Path:
         """Python environments, cached by the hash of lock + Python version."""
         return self._cache_root / "envs"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.artifacts import LocalBlobStore, PackedArtifact, pack
+from shipyard.artifacts import KeyFile, LocalBlobStore, PackedArtifact, pack, publish
+from shipyard.domain import Status
+from shipyard.store.models import Artifact
 from shipyard.store.store import Store
 
 
@@ -59,3 +61,36 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyFile:
+    """The default kind of key: created on first use."""
+    return KeyFile(tmp_path / "keys" / "signing.key", create=True)
+
+
+PASSING = {"build": "passed", "test": "passed", "analyze": "passed", "publish": "passed"}
+
+
+def run_with(store: Store, statuses: dict[str, str], project: str = "iris") -> tuple[int, int]:
+    """A real run of ``project`` whose stages ended with ``statuses``: (run id, run number)."""
+    store.ensure_project(project, f"/repos/{project}")
+    run = store.create_run(project, "ab12cd34" * 5, "main")
+    for stage, status in statuses.items():
+        store.set_stage_status(project, run.number, stage, Status(status))
+    return run.id, run.number
+
+
+def publish_run(
+    tree: Tree,
+    out: Path,
+    store: Store,
+    blobs: LocalBlobStore,
+    statuses: dict[str, str],
+    **build_info: object,
+) -> Artifact:
+    """Pack and publish an artifact of a run with ``statuses``, versioned ``<run>-ab12cd3``."""
+    run_id, number = run_with(store, statuses)
+    info = {"name": "iris", "version": f"{number}-ab12cd3", "run": number, **build_info}
+    packed = tree.pack(out, **info)
+    return publish(store, blobs, packed, info, run_id=run_id)

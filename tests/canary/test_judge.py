@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shipyard.canary import Verdict, judge_canary, percentile
-from shipyard.canary.judge import population_stability_index
+from shipyard.canary.judge import binned_psi, numeric_predictions, population_stability_index
 from shipyard.config.schema import AnalysisConfig, Threshold
 from shipyard.errors import InvalidInput
 from shipyard.runtime.interface import VersionStats
@@ -170,3 +170,68 @@ def test_psi_and_percentile() -> None:
     assert percentile([], 95) == 0.0
     with pytest.raises(InvalidInput):
         percentile([1.0], 101)
+
+
+def numeric(values: np.ndarray) -> dict[str, int]:
+    """Predicted numbers as the gateway counts them: str(value) -> count."""
+    counts: dict[str, int] = {}
+    for value in values.round(3).tolist():
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return counts
+
+
+def regression(mean: float, sd: float, seed: int, size: int = 400) -> VersionStats:
+    rng = np.random.default_rng(seed)
+    base = stats(requests=size, seed=seed)
+    base.predictions = numeric(rng.normal(mean, sd, size=size))
+    return base
+
+
+def test_numeric_predictions_from_the_same_distribution_pass() -> None:
+    verdict = judge_canary(regression(5.0, 1.0, 1), regression(5.0, 1.0, 2), ANALYSIS)
+    assert outcomes(verdict) == {
+        "error_rate": "pass",
+        "latency": "pass",
+        "prediction_drift": "pass",
+        "prediction_ks": "pass",
+    }, verdict.summary()
+    assert "10 bins" in verdict.checks[2].detail
+
+
+def test_shifted_numeric_predictions_fail_ks_and_binned_psi() -> None:
+    verdict = judge_canary(regression(5.0, 1.0, 1), regression(6.0, 1.0, 2), ANALYSIS)
+    checks = {check.name: check for check in verdict.checks}
+    assert verdict.outcome == "fail"
+    ks = checks["prediction_ks"]
+    assert ks.outcome == "fail" and ks.value is not None and 0.3 < ks.value < 0.5, ks.detail
+    assert checks["prediction_drift"].outcome == "fail"
+
+
+def test_a_small_numeric_shift_within_ks_max_passes() -> None:
+    # 0.1 sd apart over 400 values each: perhaps significant, but far below ks_max 0.2.
+    verdict = judge_canary(regression(5.0, 1.0, 1), regression(5.1, 1.0, 2), ANALYSIS)
+    checks = {check.name: check for check in verdict.checks}
+    assert checks["prediction_ks"].outcome == "pass", checks["prediction_ks"].detail
+
+
+def test_integer_labels_are_classes_not_numbers() -> None:
+    assert numeric_predictions({"0": 5, "1": 5, "2": 5}, {"0": 15}) is None
+    assert numeric_predictions({"setosa": 5}, {"1.5": 3}) is None
+    numbers = numeric_predictions({"0.5": 2, "1.5": 1}, {"2.5": 1})
+    assert numbers is not None
+    assert sorted(numbers[0].tolist()) == [0.5, 0.5, 1.5] and numbers[1].tolist() == [2.5]
+    verdict = judge_canary(
+        stats(predictions={"0": 70, "1": 65, "2": 65}, seed=1),
+        stats(predictions={"0": 200}, seed=2),
+        ANALYSIS,
+    )
+    assert [c.name for c in verdict.checks] == ["error_rate", "latency", "prediction_drift"]
+    assert verdict.outcome == "fail" and "over classes" in verdict.checks[2].detail
+
+
+def test_binned_psi_is_zero_for_equal_samples_and_grows_with_a_shift() -> None:
+    rng = np.random.default_rng(3)
+    sample = rng.normal(0, 1, 1000)
+    assert binned_psi(sample, sample) == pytest.approx(0.0)
+    assert binned_psi(sample, sample + 0.5) > 0.2
+    assert binned_psi(sample, sample + 2.0) > binned_psi(sample, sample + 0.5)

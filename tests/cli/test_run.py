@@ -99,7 +99,7 @@ def test_the_runs_artifact_is_listed_and_promotion_is_idempotent(cli: Cli, real_
     assert artifact["build_info"]["git"]["sha"] == real_run.sha
     only_release = cli("artifacts", "--repository", "release", "--json", "--state", real_run.state)
     assert [a["version"] for a in json.loads(only_release.stdout)] == [artifact["version"]]
-    shown = json.loads(cli("artifacts", "show", ref, "--state", real_run.state).stdout)
+    shown = json.loads(cli("artifacts", "show", ref, "--json", "--state", real_run.state).stdout)
     assert shown["digest"] == artifact["digest"]
     again = cli("promote", ref, "--state", real_run.state)
     assert again.exit_code == 0, again.output

@@ -21,7 +21,7 @@ BAD_FILES = {
     "nested_unknown_key.yaml": (4, "build.trian", "did you mean 'train'?"),
     "missing_required.yaml": (5, "build.train", "field required: build.train (command that"),
     "wrong_type.yaml": (7, "qa.load.rate", "expected a number (got a string: 'fast')"),
-    "bad_enum.yaml": (7, "analyze.fail_on", "expected one of: low, medium or high"),
+    "bad_enum.yaml": (7, "analyze.fail_on", "expected one of: low, medium, high or critical"),
     "bad_duration.yaml": (7, "canary.interval", "expected a duration such as 20s, 5m or 1h"),
     "bad_name.yaml": (2, "name", "expected a name of lower case letters, digits"),
     "steps_not_increasing.yaml": (
@@ -35,7 +35,11 @@ BAD_FILES = {
     "not_mapping.yaml": (2, "", "expected a mapping of keys at the top level (got a list"),
     "unquoted_python.yaml": (3, "python", 'expected a quoted Python version such as "3.11"'),
     "bad_serve.yaml": (5, "model.serve", "expected `module.path:ClassName`"),
-    "bad_loader.yaml": (6, "model.serve.format", "expected one of: skops (got 'onnx')"),
+    "bad_loader.yaml": (
+        6,
+        "model.serve.format",
+        "expected one of: skops, onnx, mlflow, pickle or joblib (got 'tensorflow')",
+    ),
     "bad_environment.yaml": (7, "environments.Production", "expected a name of lower case"),
     "unknown_metric.yaml": (10, "qa.quality.metrics.acuracy", "did you mean 'accuracy'?"),
     "tab_indent.yaml": (4, "", "indent with spaces, not tabs"),

@@ -162,6 +162,6 @@ def test_reference_rows_have_type_default_and_description() -> None:
     assert all(row.count(" | ") == 3 for row in rows[2:])
     assert "| required |" in by_key["build.train"]
     assert "duration" in by_key["canary.interval"] and "`1m`" in by_key["canary.interval"]
-    assert "`low`, `medium` or `high`" in by_key["analyze.fail_on"]
+    assert "`low`, `medium`, `high` or `critical`" in by_key["analyze.fail_on"]
     assert "string or mapping" in by_key["model.serve"]
     assert all(row.split(" | ")[3].strip(" |") for row in rows[2:]), "a key has no description"

@@ -52,6 +52,9 @@ def test_first_commit_goes_live_and_second_goes_through_canary(
     assert response.json() == {"predictions": ["virginica"]}
     assert response.headers[VERSION_HEADER] == first.version
     assert e2e_state.store.in_repository("release", "iris-e2e", first.version)
+    build_info = e2e_state.store.get_artifact("iris-e2e", first.version).build_info
+    assert build_info["sbom"]["bomFormat"] == "CycloneDX"  # the analyze stage's SBOM travels along
+    assert any(c["name"] == "scikit-learn" for c in build_info["sbom"]["components"])
 
     module = repo / "iris_model" / "__init__.py"
     module.write_text(module.read_text().replace('"C": 1.0', '"C": 0.5'))

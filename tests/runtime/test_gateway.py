@@ -21,6 +21,7 @@ import pytest
 from shipyard.errors import InvalidInput, RuntimeFailure
 from shipyard.runtime.interface import VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.local import LocalRuntime
+from shipyard.runtime.routes import Shadow
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 VIRGINICA_BODY = {"dataframe_split": {"columns": FEATURES, "data": [[6.7, 3.0, 5.2, 2.3]]}}
@@ -132,6 +133,8 @@ def test_pin_header_and_weight_zero(
 ) -> None:
     route(runtime, env, [(iris_server, 100), (setosa_server, 0)], "pin")
     assert served_by(asyncio.run(fire(env.url, 60, json=VIRGINICA_BODY))) == {"1": 60}
+    # One version serving: nothing to compare, so the hot path parses no answer.
+    assert runtime.gateway_stats(env.directory)["1"].predictions == {}
     pinned = httpx.post(
         f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "2"}
     )
@@ -153,6 +156,11 @@ def test_forwarding_keeps_method_path_query_status_and_body(
     route(runtime, env, [(iris_server, 100), (setosa_server, 0)], "forward")
     metadata = httpx.get(f"{env.url}/v2/models/iris?verbose=1")
     assert metadata.status_code == 200 and metadata.json()["versions"] == ["1"]
+    head = httpx.head(f"{env.url}/v2/models/iris", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(
+        httpx.get(f"{env.url}/v2/models/iris").content
+    )
     missing = httpx.post(f"{env.url}/v2/models/tulip/infer", json={"inputs": []})
     assert missing.status_code == 404 and "tulip" in missing.json()["error"]
     assert missing.headers[VERSION_HEADER] == "1"
@@ -166,7 +174,7 @@ def test_forwarding_keeps_method_path_query_status_and_body(
     )
     assert crashed.status_code == 500
     stats = runtime.gateway_stats(env.directory)
-    assert (stats["1"].requests, stats["1"].errors) == (3, 0)  # a 4xx is the client's fault
+    assert (stats["1"].requests, stats["1"].errors) == (5, 0)  # a 4xx is the client's fault
     assert (stats["2"].requests, stats["2"].errors) == (1, 1)
 
 
@@ -199,18 +207,150 @@ def test_bad_route_tables_are_refused(
     assert (env.directory / "routes.json").read_text() == before
 
 
-def test_a_refused_connection_is_retried_on_another_version(
+def test_a_backend_that_is_not_ready_is_never_chosen(
     runtime: LocalRuntime, env: Environment, iris_server: RunningServer
 ) -> None:
     dead = Backend("9", f"http://127.0.0.1:{free_port()}", 50)
     runtime.set_routes(env.directory, [Backend("1", iris_server.endpoint, 50), dead], "retry")
     assert served_by(asyncio.run(fire(env.url, 40, json=VIRGINICA_BODY))) == {"1": 40}
-    stats = runtime.gateway_stats(env.directory)
-    assert stats["9"].errors == stats["9"].requests > 0
+    health = httpx.get(f"{env.url}/_shipyard/health").json()
+    assert {b["version"]: b["ready"] for b in health["backends"]} == {"1": True, "9": False}
     pinned = httpx.post(
         f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "9"}
     )
-    assert pinned.status_code == 502 and "did not answer" in pinned.json()["error"]
+    assert pinned.status_code == 503 and pinned.json() == {"error": "version 9 is not ready"}
+    assert pinned.headers[VERSION_HEADER] == "9"
+
+
+def test_a_backend_killed_under_load_loses_no_request(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    fake_code_dir: Path,
+    tmp_path: Path,
+    make_spec: Any,
+) -> None:
+    """A model server dies without warning: requests racing its death go to the other one."""
+    doomed = runtime.start_server(
+        make_spec("4", tmp_path, fake_code_dir, "fake_models:AlwaysSetosa", tmp_path / "4.log")
+    )
+    try:
+        route(runtime, env, [(iris_server, 50), (doomed, 50)], "kill")
+
+        def kill() -> None:
+            time.sleep(0.5)
+            os.killpg(doomed.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill)
+        killer.start()
+        responses = asyncio.run(fire(env.url, 300, seconds=1.5, json=VIRGINICA_BODY))
+        killer.join()
+    finally:
+        runtime.stop_server(doomed.pid)
+    served = served_by(responses)  # every one answered 200
+    assert served["4"] > 0 and served["1"] > 0, served
+    stats = runtime.gateway_stats(env.directory)
+    assert stats["1"].errors == 0
+    health = httpx.get(f"{env.url}/_shipyard/health").json()
+    assert {b["version"]: b["ready"] for b in health["backends"]} == {"1": True, "4": False}
+
+
+def test_a_sticky_key_keeps_its_version_while_weights_stand(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    backends = [Backend("1", iris_server.endpoint, 50), Backend("2", setosa_server.endpoint, 50)]
+    runtime.set_routes(env.directory, backends, "sticky", sticky_header="X-Shipyard-Key")
+    seen: dict[str, set[str]] = {}
+    with httpx.Client(base_url=env.url, timeout=10) as client:
+        for round_ in range(4):
+            for key in range(30):
+                response = client.post(
+                    "/invocations", json=VIRGINICA_BODY, headers={"x-shipyard-key": f"user-{key}"}
+                )
+                assert response.status_code == 200
+                seen.setdefault(f"user-{key}", set()).add(response.headers[VERSION_HEADER])
+            if round_ == 1:  # the same weights written again: the keys stay where they are
+                runtime.set_routes(
+                    env.directory, backends, "sticky", sticky_header="x-shipyard-key"
+                )
+    assert all(len(versions) == 1 for versions in seen.values()), seen
+    assert {v for versions in seen.values() for v in versions} == {"1", "2"}
+    everything_on_1 = [
+        Backend("1", iris_server.endpoint, 100),
+        Backend("2", setosa_server.endpoint, 0),
+    ]
+    runtime.set_routes(env.directory, everything_on_1, "sticky", sticky_header="x-shipyard-key")
+    moved = httpx.post(
+        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={"x-shipyard-key": "user-1"}
+    )
+    assert moved.headers[VERSION_HEADER] == "1"
+
+
+def test_a_shadow_gets_copies_and_never_answers(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    shadow = Shadow("2", setosa_server.endpoint, 50)
+    runtime.set_routes(
+        env.directory, [Backend("1", iris_server.endpoint, 100)], "shadow", shadow=shadow
+    )
+    responses = asyncio.run(fire(env.url, 200, json=VIRGINICA_BODY))
+    assert served_by(responses) == {"1": 200}
+    assert all(
+        isinstance(r, httpx.Response) and r.json() == {"predictions": ["virginica"]}
+        for r in responses
+    )
+    deadline = time.monotonic() + 5
+    while runtime.gateway_stats(env.directory).get("2") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = runtime.gateway_stats(env.directory)
+    assert 60 <= stats["2"].requests <= 140, stats["2"].requests  # 50% +- 5.6 sd
+    assert stats["2"].predictions == {"setosa": stats["2"].requests}
+    assert stats["1"].predictions == {"virginica": 200}
+
+    broken = Shadow("8", f"http://127.0.0.1:{free_port()}", 100)
+    runtime.set_routes(
+        env.directory, [Backend("1", iris_server.endpoint, 100)], "shadow-2", shadow=broken
+    )
+    assert served_by(asyncio.run(fire(env.url, 50, json=VIRGINICA_BODY))) == {"1": 50}
+    deadline = time.monotonic() + 5
+    while runtime.gateway_stats(env.directory).get("8") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runtime.gateway_stats(env.directory)["8"].errors > 0
+
+
+def test_pipelined_requests_are_answered_in_order(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    route(runtime, env, [(iris_server, 100), (setosa_server, 0)], "pipeline")
+    body = json.dumps(VIRGINICA_BODY).encode()
+    one = (
+        b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"x-shipyard-version: %s\r\ncontent-length: %d\r\n\r\n%s"
+    )
+    with socket.create_connection(("127.0.0.1", env.port), timeout=10) as sock:
+        sock.sendall(b"".join(one % (v, len(body), body) for v in (b"2", b"1", b"2")))
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 3 or not received.endswith(b"]}"):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    answers = [part for part in received.split(b"HTTP/1.1 ")[1:]]
+    versions = [
+        line.split(b": ")[1]
+        for answer in answers
+        for line in answer.split(b"\r\n")
+        if line.lower().startswith(b"x-shipyard-version")
+    ]
+    assert versions == [b"2", b"1", b"2"]
 
 
 def test_switching_under_load_loses_no_request(

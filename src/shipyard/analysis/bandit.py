@@ -14,6 +14,10 @@ test id (``B105``) is allow-listed. An allow entry may carry an ``until`` date; 
 the entry is itself a failure, so that exceptions get looked at again instead of living
 forever. Only bandit ids (``B`` and digits) are this scanner's; advisory ids in the same list
 belong to the vulnerability scanner.
+
+:class:`CodeScanner` is the same scan as one of the analyze stage's scanners: its findings go
+to ``policy.py`` with every other kind's, which applies the allow list to all of them at once.
+``analyze.confidence`` drops findings bandit is less sure of, in both.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from shipyard.analysis import interface
+from shipyard.analysis.interface import SEVERITIES, ScanResult, Target, rank
 from shipyard.config.schema import AllowEntry, AnalyzeConfig
 from shipyard.errors import InvalidInput, StageFailed, StageTimeout
 
-__all__ = ["SEVERITIES", "AnalysisReport", "Finding", "scan_code"]
+__all__ = ["SEVERITIES", "AnalysisReport", "CodeScanner", "Finding", "scan_code"]
 
-SEVERITIES = ("low", "medium", "high")
 BANDIT_ID = re.compile(r"^B\d+$")
 # Never project code: version control, caches, virtualenvs (bandit skips most of these too).
 _SKIPPED_DIRS = {
@@ -100,15 +105,56 @@ class AnalysisReport:
 
 def scan_code(root: Path, config: AnalyzeConfig, *, today: date | None = None) -> AnalysisReport:
     """Run bandit over ``config.paths`` (less ``config.exclude``) and apply the policy."""
+    findings, errors, _ = _scan(root, config)
+    return judge(findings, config, today or date.today(), errors)
+
+
+def _scan(root: Path, config: AnalyzeConfig) -> tuple[list[Finding], list[str], int]:
     root = root.resolve()
     files = python_files(root, config.paths, config.exclude)
     output = _run_bandit(root, files, config.timeout) if files else {"results": [], "errors": []}
-    findings = [_finding(result, root) for result in output.get("results", [])]
+    floor = SEVERITIES.index(config.confidence)
+    findings = [
+        finding
+        for finding in (_finding(result, root) for result in output.get("results", []))
+        # "low" keeps everything, bandit's UNDEFINED confidence included.
+        if floor == 0 or rank(finding.confidence) >= floor
+    ]
     errors = [
         f"{_relative(e.get('filename', '?'), root)}: {e.get('reason', '?')}"
         for e in output.get("errors", [])
     ]
-    return judge(findings, config, today or date.today(), errors)
+    return findings, errors, len(files)
+
+
+class CodeScanner:
+    """bandit over ``config.paths`` as one scanner of the analyze stage."""
+
+    kind = "code"
+
+    def __init__(self, config: AnalyzeConfig) -> None:
+        self.config = config
+
+    def scan(self, target: Target) -> ScanResult:
+        findings, errors, files = _scan(target.root, self.config)
+        scope = f"{files} Python files (confidence {self.config.confidence} and above)"
+        notes = [f"not scanned: {error}" for error in errors]
+        return ScanResult(self.kind, [_unified(f) for f in findings], scope, notes)
+
+
+def _unified(finding: Finding) -> interface.Finding:
+    return interface.Finding(
+        kind="code",
+        id=finding.test_id,
+        severity=finding.severity,
+        title=f"{finding.test_name}: {finding.text}",
+        location=f"{finding.file}:{finding.line}",
+        aliases=(f"{finding.test_id}:{finding.file}",),
+        fix="change the code, or allow-list the test id with a reason",
+        file=finding.file,
+        line=finding.line,
+        details={"confidence": finding.confidence, "test_name": finding.test_name},
+    )
 
 
 def judge(
@@ -119,7 +165,7 @@ def judge(
     in_force = {entry.id for entry in entries if not _expired(entry, today)}
     threshold = SEVERITIES.index(config.fail_on)
     allowed = [f for f in findings if f.test_id in in_force]
-    blocking = [f for f in findings if f.test_id not in in_force and _rank(f.severity) >= threshold]
+    blocking = [f for f in findings if f.test_id not in in_force and rank(f.severity) >= threshold]
     expired = [
         f"allow entry {entry.id} expired on {entry.until}: renew it or fix the finding"
         for entry in entries
@@ -133,11 +179,6 @@ def judge(
 def _expired(entry: AllowEntry, today: date) -> bool:
     # The entry holds through its `until` day; it is expired from the day after.
     return entry.until is not None and date.fromisoformat(entry.until) < today
-
-
-def _rank(severity: str) -> int:
-    # bandit's UNDEFINED (a plugin that set none) ranks lowest rather than being dropped.
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 # --- which files ----------------------------------------------------------------------------

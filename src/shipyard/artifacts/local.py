@@ -4,6 +4,11 @@ Layout: ``<root>/sha256/<first 2 hex>/<64 hex>``; writes go through ``<root>/tmp
 becomes visible only by ``os.replace`` of a complete, fsynced file, so a process killed mid-write
 leaves at most a stray temporary file (see :meth:`LocalBlobStore.sweep`) and never a partial
 blob. Two writers of the same bytes race harmlessly: both renames install identical content.
+
+A put that finds its bytes already stored touches the blob's mtime, and :meth:`delete` moves a
+blob aside before it looks at that mtime, so garbage collection and a push reusing a blob can
+run at the same time: either the push sees the blob gone and installs its own copy, or the gc
+sees it fresh and puts it back.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from shipyard.artifacts.interface import Blob, BlobError, BlobStore
+from shipyard.artifacts.interface import Blob, BlobError, BlobStore, Readable, StoredBlob
 from shipyard.errors import InvalidInput
 
 CHUNK = 1 << 20  # 1 MiB: large enough to run near disk speed, small enough to stay flat in memory
@@ -34,7 +40,7 @@ def hex_of(digest: str) -> str:
     return match.group(1)
 
 
-def copy_hashing(source: BinaryIO, target: BinaryIO | None) -> Blob:
+def copy_hashing(source: Readable, target: BinaryIO | None) -> Blob:
     """Stream ``source`` into ``target`` (or nowhere) in chunks, hashing on the way."""
     hasher = hashlib.sha256()
     size = 0
@@ -61,7 +67,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(directory: Path, source: BinaryIO, *, mode: int) -> tuple[Path, Blob]:
+def _write_temp(directory: Path, source: Readable, *, mode: int) -> tuple[Path, Blob]:
     """Copy ``source`` into a new fsynced temporary file in ``directory``."""
     fd, name = tempfile.mkstemp(dir=directory, prefix=".blob-", suffix=".part")
     temp = Path(name)
@@ -91,22 +97,34 @@ class LocalBlobStore(BlobStore):
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def put(self, source: Path) -> Blob:
+    def put(self, source: Path | Readable, *, expect: str | None = None) -> Blob:
         temp_dir = self.root / "tmp"
         temp_dir.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as reader:
+        with contextlib.ExitStack() as stack:
+            reader = stack.enter_context(open(source, "rb")) if isinstance(source, Path) else source
             # Read-only on disk: a blob is immutable, and this guards against a stray write.
             temp, blob = _write_temp(temp_dir, reader, mode=0o444)
         try:
-            final = self.path(blob.digest)
-            if final.is_file():
-                return blob
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, final)
-            fsync_dir(final.parent)
+            if expect is not None and blob.digest != expect:
+                raise BlobError(
+                    f"the bytes read ({blob.size} bytes) have digest {blob.digest}, not {expect}",
+                    hint="The file was altered or cut short; copy it again.",
+                )
+            self._install(temp, blob.digest)
             return blob
         finally:
             temp.unlink(missing_ok=True)
+
+    def _install(self, temp: Path, digest: str) -> None:
+        final = self.path(digest)
+        try:
+            os.utime(final)  # already stored: mark it fresh so a running gc keeps it
+            return
+        except FileNotFoundError:
+            pass
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, final)
+        fsync_dir(final.parent)
 
     def fetch(self, digest: str, dest: Path) -> Blob:
         stored = self.path(digest)
@@ -132,6 +150,44 @@ class LocalBlobStore(BlobStore):
             return blob
         finally:
             temp.unlink(missing_ok=True)
+
+    def check(self, digest: str) -> Blob:
+        try:
+            with open(self.path(digest), "rb") as reader:
+                return copy_hashing(reader, None)
+        except FileNotFoundError:
+            raise BlobError(f"blob {digest} is missing from {self.root}") from None
+
+    def blobs(self) -> Iterator[StoredBlob]:
+        for path in sorted((self.root / "sha256").glob("??/*")):
+            if _DIGEST.fullmatch(f"sha256:{path.name}") is None or not path.is_file():
+                continue  # not ours: fsck reports only what it can name
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                yield StoredBlob(f"sha256:{path.name}", info.st_size, info.st_mtime)
+
+    def delete(self, digest: str, *, older_than: float = 0.0) -> bool:
+        stored = self.path(digest)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        aside = self.root / "tmp" / f".delete-{hex_of(digest)}-{os.getpid()}"
+        try:
+            os.replace(stored, aside)
+        except FileNotFoundError:
+            return False
+        if aside.stat().st_mtime > time.time() - older_than:
+            os.replace(aside, stored)  # a put reused it meanwhile: it stays
+            return False
+        aside.unlink()
+        fsync_dir(stored.parent)
+        return True
+
+    def temporary_files(self) -> list[tuple[Path, float]]:
+        """Leftovers of killed writers (and of deletes) with their mtimes, oldest first."""
+        found = []
+        for path in (self.root / "tmp").glob(".*"):
+            with contextlib.suppress(FileNotFoundError):
+                found.append((path, path.stat().st_mtime))
+        return sorted(found, key=lambda item: item[1])
 
     def sweep(self, older_than: float = 3600.0) -> int:
         """Delete temporary files left by killed writers; returns how many were removed.

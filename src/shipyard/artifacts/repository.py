@@ -2,9 +2,15 @@
 
 A repository is metadata only: it maps (name, version) to an artifact row, and the artifact
 row to a blob digest. Publishing stores the bytes once; promoting adds a row, never copies
-bytes. A version names one digest forever (the store refuses a second digest), which is what
-makes ``release`` immutable. Materializing is the way back to files: fetch the blob checking
-its digest, unpack it, and leave a marker so the next call for the same digest reuses the tree.
+bytes. A version names one digest forever (the store refuses a second digest, even after gc),
+which is what makes ``release`` immutable.
+
+Promotion applies the target repository's policy (:mod:`shipyard.artifacts.policy`) to the
+artifact's stage results, and promotion into an immutable repository signs the artifact
+before the ref exists, so a release ref never appears unsigned. Materializing is the way back
+to files, and every deployment goes through it: the signature is verified (for an artifact in
+an immutable repository), the blob fetched checking its digest, unpacked, and a marker left so
+the next call for the same digest reuses the tree.
 
 Names and versions end up in paths (deployment folders, URLs), so they are checked here
 against a small documented character set before anything else sees them.
@@ -18,15 +24,19 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.artifacts.archive import BUILD_INFO, PackedArtifact, unpack
-from shipyard.artifacts.interface import BlobError, BlobStore
+from shipyard.artifacts.interface import BlobError, BlobStore, SignatureError
+from shipyard.artifacts.policy import Decision, PromotionPolicy, decide
+from shipyard.artifacts.signing import KeyFile, key_id, verify
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:  # the store pulls in SQLAlchemy; readers of artifacts need not
+    from shipyard.artifacts.catalog import Catalog
     from shipyard.store.models import Artifact
     from shipyard.store.store import Store
 
@@ -87,6 +97,16 @@ def publish(
     return artifact
 
 
+@dataclass(frozen=True)
+class PromotionResult:
+    ref: str  # NAME:VERSION
+    target: str
+    promoted: bool  # a ref was added (with ``dry_run``: would be)
+    already: bool  # it was in the target before
+    decision: Decision
+    signed_by: str | None = None  # the key that signed it now, if it did
+
+
 def promote(
     store: Store,
     name: str,
@@ -96,27 +116,76 @@ def promote(
     target: str = RELEASE_REPOSITORY,
     reason: str | None = None,
     dry_run: bool = False,
-) -> bool:
-    """Add ``name:version`` from ``source`` to ``target``; False when it was already there.
+    keys: KeyFile | None = None,
+) -> PromotionResult:
+    """Add ``name:version`` from ``source`` to ``target`` if the target's policy allows it.
 
-    Metadata only: the blob is shared. With ``dry_run`` nothing changes and the answer says
-    whether a real call would promote.
+    Metadata only: the blob is shared. An immutable target signs with ``keys`` first. With
+    ``dry_run`` nothing changes and the result says what a real call would do. A refusal
+    raises Conflict naming each stage that did not pass.
     """
+    from shipyard.artifacts.catalog import Catalog
+
     _check_promotion(name, version, source, target)
+    catalog = Catalog(store)
+    catalog.repository(source)
+    repository = catalog.repository(target)
     if not store.in_repository(source, name, version):
         raise NotFound(
             f"{name}:{version} is not in the {source!r} repository.",
             hint=f"`shipyard artifacts --repository {source}` lists what it holds.",
         )
-    if store.in_repository(target, name, version):
-        return False
-    if dry_run:
-        return True
     artifact = store.get_artifact(name, version)
-    if not store.add_ref(target, artifact):
-        return False  # a concurrent promotion got there first
-    store.record_promotion(artifact, source, target, reason)
-    return True
+    statuses, evidence = catalog.stage_statuses(artifact)
+    policy = PromotionPolicy(tuple(repository.require), tuple(repository.allow_skipped))
+    decision = decide(policy, statuses, evidence)
+    already = store.in_repository(target, name, version)
+    result = PromotionResult(
+        f"{name}:{version}", target, not already and decision.allowed, already, decision
+    )
+    if dry_run:
+        return result
+    if not decision.allowed:
+        raise _refused(result)
+    signed_by = _sign(catalog, artifact, keys) if repository.immutable else None
+    if already or not store.add_ref(target, artifact):
+        return PromotionResult(result.ref, target, False, True, decision, signed_by)
+    why = f"{reason or 'promotion'} ({decision.summary()})"
+    store.record_promotion(artifact, source, target, why)
+    return PromotionResult(result.ref, target, True, False, decision, signed_by)
+
+
+def _refused(result: PromotionResult) -> Conflict:
+    failing = ", ".join(f"{c.stage} {c.status}" for c in result.decision.refused)
+    skipped = [c.stage for c in result.decision.refused if c.status == "skipped"]
+    hint = (
+        f"A skipped stage counts as not passed. If {result.target!r} may take it anyway, say so:"
+        f" `shipyard artifacts policy {result.target} --allow-skipped {','.join(skipped)}"
+        ' --reason "..."`.'
+        if skipped
+        else "Fix what failed and run the pipeline again."
+    )
+    return Conflict(
+        f"The {result.target!r} policy refuses {result.ref}: {failing}"
+        f" ({result.decision.evidence}; required to pass: "
+        f"{', '.join(c.stage for c in result.decision.checks)}).",
+        hint=hint,
+    )
+
+
+def _sign(catalog: Catalog, artifact: Artifact, keys: KeyFile | None) -> str | None:
+    """Sign for an immutable repository; None when the current key had signed it already."""
+    if keys is None:
+        raise InvalidInput(
+            f"Promoting {artifact.name}:{artifact.version} into an immutable repository signs it,"
+            " and no signing key was given.",
+            hint="Pass the state directory's key (KeyFile.resolve).",
+        )
+    signer = keys.signer()
+    if any(s.key_id == signer.key_id for s in catalog.signatures(artifact)):
+        return None
+    catalog.add_signature(artifact, signer.sign(artifact.name, artifact.version, artifact.digest))
+    return signer.key_id
 
 
 def _check_promotion(name: str, version: str, source: str, target: str) -> None:
@@ -129,14 +198,16 @@ def _check_promotion(name: str, version: str, source: str, target: str) -> None:
 
 
 def materialize(
-    store: Store, blobs: BlobStore, name: str, version: str, dest: Path
+    store: Store, blobs: BlobStore, name: str, version: str, dest: Path, *, keys: KeyFile
 ) -> dict[str, Any]:
-    """Files of ``name:version`` in ``dest`` (digest verified), and its build-info.
+    """Files of ``name:version`` in ``dest`` (signature and digest verified), and its build-info.
 
     ``dest`` is reused when a marker says it holds a complete unpack of the same digest;
-    otherwise it is replaced as a whole, never left half-written.
+    otherwise it is replaced as a whole, never left half-written. Signature or digest trouble
+    raises (SignatureError, BlobError) naming the artifact, and ``dest`` is left as it was.
     """
     artifact = store.get_artifact(validate_name(name), validate_version(version))
+    verify_signature(store, artifact, keys)
     dest = Path(dest)
     if _holds(dest, artifact.digest):
         return _read_build_info(dest)
@@ -144,11 +215,42 @@ def materialize(
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as work:
         staging = Path(work) / "tree"
-        blobs.fetch(artifact.digest, Path(work) / "artifact.tar.gz")
+        try:
+            blobs.fetch(artifact.digest, Path(work) / "artifact.tar.gz")
+        except BlobError as exc:
+            raise BlobError(
+                f"{name}:{version} cannot be deployed: {exc.message}", hint=exc.hint
+            ) from None
         build_info = unpack(Path(work) / "artifact.tar.gz", staging)
         (staging / MARKER).write_text(artifact.digest + "\n")
         _swap_in(staging, dest, Path(work) / "old", artifact.digest)
     return build_info
+
+
+def verify_signature(store: Store, artifact: Artifact, keys: KeyFile) -> None:
+    """For an artifact in an immutable repository: SignatureError unless its signature verifies."""
+    from shipyard.artifacts.catalog import Catalog
+
+    catalog = Catalog(store)
+    repositories = catalog.immutable_repositories(artifact)
+    if not repositories:
+        return  # dev artifacts are checked by digest only; they were never signed
+    ref = f"{artifact.name}:{artifact.version}"
+    try:
+        trusted = keys.trusted()
+        records = catalog.signatures(artifact)
+        mine = next((r for r in records if r.key_id == key_id(trusted)), None)
+        verify(
+            mine or next(iter(records), None),
+            trusted,
+            artifact.name,
+            artifact.version,
+            artifact.digest,
+        )
+    except SignatureError as exc:
+        raise SignatureError(
+            f"{ref} cannot be deployed from {repositories[0]!r}: {exc.message}.", hint=exc.hint
+        ) from None
 
 
 def _holds(dest: Path, digest: str) -> bool:

@@ -11,7 +11,10 @@ requests must not roll back a good model, and a small sample must never pass a b
   Mann-Whitney U test with p < 0.05. Without a stable baseline the check is inconclusive but
   does not block: the error-rate maximum still guards the canary.
 - ``prediction_drift``: the population stability index of the predicted values (see
-  :func:`population_stability_index`) above ``psi_max`` fails.
+  :func:`population_stability_index`) above ``psi_max`` fails: over the classes for a
+  classifier, over the deciles of stable's values for numeric outputs (:func:`binned_psi`).
+- ``prediction_ks`` (numeric outputs only): the two-sample Kolmogorov-Smirnov distance above
+  ``ks_max`` *and* significant (p < 0.05) fails.
 
 Fewer canary requests than ``analysis.min_requests`` makes every check, and so the verdict,
 inconclusive: the rollout extends the step rather than pass on no data.
@@ -35,7 +38,9 @@ __all__ = [
     "Check",
     "Outcome",
     "Verdict",
+    "binned_psi",
     "judge_canary",
+    "numeric_predictions",
     "percentile",
     "population_stability_index",
 ]
@@ -46,6 +51,9 @@ SIGNIFICANCE = 0.05
 PSI_EPSILON = 1e-4  # share given to a class one side never predicted, so the log stays finite
 DEFAULT_MAX_INCREASE = 0.5  # the schema's defaults, for a config that names other keys only
 DEFAULT_PSI_MAX = 0.2
+DEFAULT_KS_MAX = 0.2
+NUMERIC_BINS = 10
+MAX_CLASSES = 20  # more distinct integer predictions than this are numbers, not classes
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ def judge_canary(stable: VersionStats, canary: VersionStats, analysis: AnalysisC
     checks: tuple[Check, ...] = (
         _error_rate_check(stable, canary, analysis),
         _latency_check(stable, canary, analysis),
-        _drift_check(stable, canary, analysis),
+        *_drift_checks(stable, canary, analysis),
     )
     too_few = canary.requests < analysis.min_requests
     if too_few:
@@ -217,16 +225,88 @@ def _compare_latency(stable: Sequence[float], canary: Sequence[float], increase:
 # -- prediction drift ----------------------------------------------------------------------
 
 
-def _drift_check(stable: VersionStats, canary: VersionStats, analysis: AnalysisConfig) -> Check:
+def _drift_checks(
+    stable: VersionStats, canary: VersionStats, analysis: AnalysisConfig
+) -> tuple[Check, ...]:
     limit = analysis.prediction_drift.get("psi_max", DEFAULT_PSI_MAX)
     if not _count(stable.predictions) or not _count(canary.predictions):
-        return Check("prediction_drift", "pass", None, limit, "no predictions recorded")
-    psi = population_stability_index(stable.predictions, canary.predictions)
+        return (Check("prediction_drift", "pass", None, limit, "no predictions recorded"),)
+    numbers = numeric_predictions(stable.predictions, canary.predictions)
+    if numbers is None:
+        psi = population_stability_index(stable.predictions, canary.predictions)
+        return (_psi_check(psi, limit, stable, canary, "classes"),)
+    stable_values, canary_values = numbers
+    psi = binned_psi(stable_values, canary_values)
+    ks_limit = analysis.prediction_drift.get("ks_max", DEFAULT_KS_MAX)
+    return (
+        _psi_check(psi, limit, stable, canary, f"{NUMERIC_BINS} bins of stable's values"),
+        _ks_check(stable_values, canary_values, ks_limit),
+    )
+
+
+def _psi_check(
+    psi: float, limit: float, stable: VersionStats, canary: VersionStats, over: str
+) -> Check:
     sizes = f"{_count(canary.predictions)} canary vs {_count(stable.predictions)} stable"
     outcome: Outcome = "fail" if psi > limit else "pass"
     relation = ">" if psi > limit else "<="
-    detail = f"PSI {psi:.3f} {relation} max {limit:.3f} ({sizes} predictions)"
+    detail = f"PSI {psi:.3f} {relation} max {limit:.3f} over {over} ({sizes} predictions)"
     return Check("prediction_drift", outcome, psi, limit, detail)
+
+
+def _ks_check(stable: FloatArray, canary: FloatArray, limit: float) -> Check:
+    """Kolmogorov-Smirnov: the largest gap between the two distributions of numeric outputs,
+    failing only when it is both larger than ``ks_max`` and significant."""
+    result = stats.ks_2samp(canary, stable)
+    distance, p_value = float(result.statistic), _finite_p(result.pvalue)
+    failed = distance > limit and p_value < SIGNIFICANCE
+    relation = ">" if distance > limit else "<="
+    detail = f"KS distance {distance:.3f} {relation} max {limit:.3f} (p={p_value:.2g})"
+    return Check("prediction_ks", "fail" if failed else "pass", distance, limit, detail)
+
+
+def numeric_predictions(
+    stable: Mapping[str, int], canary: Mapping[str, int]
+) -> tuple[FloatArray, FloatArray] | None:
+    """Both sides' predictions as numbers, or None when they are classes.
+
+    Predictions are numeric when every value reads as a number and they are not a handful of
+    integers (``0``, ``1``, ``2`` are class labels): some value has a fraction, or there are
+    more than ``MAX_CLASSES`` distinct values.
+    """
+    values: dict[str, float] = {}
+    for key in set(stable) | set(canary):
+        try:
+            number = float(key)
+        except ValueError:
+            return None
+        if not math.isfinite(number):
+            return None
+        values[key] = number
+    integral = all(number.is_integer() for number in values.values())
+    if integral and len(values) <= MAX_CLASSES:
+        return None
+    return _expand(stable, values), _expand(canary, values)
+
+
+def binned_psi(stable: FloatArray, canary: FloatArray, bins: int = NUMERIC_BINS) -> float:
+    """PSI over the quantile bins of stable's values (deciles by default)."""
+    edges = np.unique(np.quantile(stable, np.linspace(0, 1, bins + 1)[1:-1]))
+    stable_counts = np.bincount(np.searchsorted(edges, stable, side="right"), minlength=bins)
+    canary_counts = np.bincount(np.searchsorted(edges, canary, side="right"), minlength=bins)
+    names = [str(i) for i in range(len(stable_counts))]
+    return population_stability_index(
+        dict(zip(names, stable_counts.tolist(), strict=True)),
+        dict(zip(names, canary_counts.tolist(), strict=True)),
+    )
+
+
+def _expand(counts: Mapping[str, int], values: Mapping[str, float]) -> FloatArray:
+    keys = list(counts)
+    return np.repeat(
+        np.array([values[k] for k in keys], dtype=float),
+        np.array([counts[k] for k in keys], dtype=int),
+    )
 
 
 def _count(predictions: Mapping[str, int]) -> int:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import artifacts, environments
+from shipyard.cli import analysis, artifacts, environments, rollout
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -184,4 +184,6 @@ def demo(
 
 
 artifacts.register(app)
+analysis.register(app)
 environments.register(app)
+rollout.register(app)

@@ -1,28 +1,50 @@
-"""`shipyard artifacts` and `shipyard promote`: the artifact repositories."""
+"""`shipyard artifacts ...` and `shipyard promote`: the artifact repositories."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from shipyard.cli.common import JsonOption, ProjectOption, StateOption, adapters, console, split_ref
+from shipyard.cli.common import (
+    JsonOption,
+    ProjectOption,
+    StateOption,
+    adapters,
+    console,
+    err,
+    split_ref,
+)
 from shipyard.cli.render import print_json
-from shipyard.domain import RELEASE_REPOSITORY
+from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
+from shipyard.errors import InvalidInput
+
+if TYPE_CHECKING:  # the CLI imports its subsystems lazily, to start fast
+    from shipyard.artifacts.catalog import Listed
 
 artifacts_app = typer.Typer(
     help="The artifact repositories (`dev`, `release`).", no_args_is_help=False
 )
 
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="Signing key file (default: $SHIPYARD_SIGNING_KEY, else <state>/keys/signing.key).",
+    ),
+]
+RepositoryOption = Annotated[
+    str | None,
+    typer.Option("--repository", "--repo", help="Only this repository (dev, release, ...)."),
+]
+
 
 @artifacts_app.callback(invoke_without_command=True)
 def artifacts(
     ctx: typer.Context,
-    repo: Annotated[
-        str | None,
-        typer.Option("--repository", "--repo", help="Only this repository (dev, release)."),
-    ] = None,
+    repo: RepositoryOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
     as_json: JsonOption = False,
@@ -30,21 +52,57 @@ def artifacts(
     """List artifacts and the repositories that hold them."""
     if ctx.invoked_subcommand is not None:
         return
-    a = adapters(state)
-    rows = a.store.list_artifacts(repo, project)
+    from shipyard.artifacts.catalog import Catalog
+
+    _print_listing(Catalog(adapters(state).store).search(name=project, repository=repo), as_json)
+
+
+@artifacts_app.command("search")
+def artifacts_search(
+    name: Annotated[str | None, typer.Argument(help="Artifact (project) name.")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", "-v", help="Run-number range such as '>=3,<7', or a version."),
+    ] = None,
+    sha: Annotated[str | None, typer.Option("--sha", help="Git commit sha prefix.")] = None,
+    prop: Annotated[
+        list[str] | None,
+        typer.Option("--property", "-P", help="key=value that must match (repeatable)."),
+    ] = None,
+    repo: RepositoryOption = None,
+    state: StateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find artifacts by name, version range, git sha, property and repository."""
+    from shipyard.artifacts.catalog import Catalog
+    from shipyard.artifacts.properties import parse_assignment
+    from shipyard.artifacts.search import parse_sha, parse_versions
+
+    found = Catalog(adapters(state).store).search(
+        name=name,
+        versions=parse_versions(version) if version is not None else None,
+        sha=parse_sha(sha) if sha is not None else None,
+        properties=dict(parse_assignment(p) for p in prop or []),
+        repository=repo,
+    )
+    _print_listing(found, as_json)
+
+
+def _print_listing(found: list[Listed], as_json: bool) -> None:
     if as_json:
-        print_json(console, [_artifact_dict(art, repos) for art, repos in rows])
+        print_json(console, [_listed_dict(item) for item in found])
         return
     table = Table(title="artifacts", title_justify="left")
-    for column in ("name:version", "digest", "size", "repositories", "run", "created"):
+    for column in ("name:version", "digest", "size", "repositories", "git", "created"):
         table.add_column(column)
-    for art, repos in rows:
+    for item in found:
+        art = item.artifact
         table.add_row(
             f"{art.name}:{art.version}",
             art.digest[:19],
             f"{art.size:,}",
-            ", ".join(repos),
-            str(art.build_info.get("run", "")),
+            ", ".join(item.repositories),
+            item.properties.get("git.sha", "")[:10],
             art.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
@@ -54,40 +112,382 @@ def artifacts(
 def artifacts_show(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Print an artifact's build-info as JSON."""
+    """An artifact's build-info, properties, repositories and signatures."""
+    from shipyard.artifacts.catalog import Catalog
+
+    catalog = Catalog(adapters(state).store)
+    item = catalog.describe(*split_ref(ref))
+    data = {
+        **_listed_dict(item),
+        "signatures": [s.key_id for s in catalog.signatures(item.artifact)],
+    }
+    if as_json:
+        print_json(console, data)
+        return
+    table = Table(show_header=False, title=ref, title_justify="left")
+    for key in ("digest", "size", "repositories", "created_at", "signatures"):
+        value = data[key]
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    for key, value in item.properties.items():
+        table.add_row(key, value, style="cyan")
+    console.print(table)
+    print_json(console, item.artifact.build_info)
+
+
+@artifacts_app.command("set")
+def artifacts_set(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    assignments: Annotated[
+        list[str] | None, typer.Argument(help="key=value pairs to set.", show_default=False)
+    ] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", help="A key to remove (repeatable).")
+    ] = None,
+    state: StateOption = None,
+) -> None:
+    """Set or remove an artifact's properties (the stages' namespaces are read-only)."""
+    from shipyard.artifacts.catalog import Catalog
+    from shipyard.artifacts.properties import parse_assignment, user_key
+
+    values = dict(parse_assignment(text) for text in assignments or [])
+    for key in [*values, *(unset or [])]:
+        user_key(key)
+    if not values and not unset:
+        raise InvalidInput("Nothing to change.", hint="Give key=value pairs or --unset KEY.")
+    store = adapters(state).store
+    artifact = store.get_artifact(*split_ref(ref))
+    catalog = Catalog(store)
+    catalog.set_properties(artifact, values)
+    removed = catalog.unset_properties(artifact, unset or [])
+    console.print(
+        f"{ref}: set {', '.join(values) or 'nothing'}; removed {', '.join(removed) or 'nothing'}"
+    )
+
+
+@artifacts_app.command("repos")
+def artifacts_repos(state: StateOption = None, as_json: JsonOption = False) -> None:
+    """List repositories with their promotion and retention policies."""
+    from shipyard.artifacts.catalog import Catalog
+    from shipyard.artifacts.gc import format_age
+
+    rows = Catalog(adapters(state).store).repositories()
+    data = [
+        {
+            "name": r.name,
+            "immutable": r.immutable,
+            "require": r.require,
+            "allow_skipped": r.allow_skipped,
+            "keep_last": r.keep_last,
+            "max_age": format_age(r.max_age) or None,
+        }
+        for r in rows
+    ]
+    if as_json:
+        print_json(console, data)
+        return
+    table = Table(title="repositories", title_justify="left")
+    for column in ("name", "immutable", "requires passed", "skip allowed", "keep last", "max age"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.name,
+            "yes (signed)" if r.immutable else "no",
+            ", ".join(r.require) or "-",
+            ", ".join(r.allow_skipped) or "-",
+            str(r.keep_last or "-"),
+            format_age(r.max_age) or "-",
+        )
+    console.print(table)
+
+
+@artifacts_app.command("create-repo")
+def artifacts_create_repo(
+    name: Annotated[str, typer.Argument(help="Repository name.")],
+    immutable: Annotated[
+        bool, typer.Option("--immutable", help="Never overwritten or cleaned; promotion signs.")
+    ] = False,
+    state: StateOption = None,
+) -> None:
+    """Add a repository (dev and release exist from the start)."""
+    from shipyard.artifacts.catalog import Catalog
+    from shipyard.artifacts.repository import validate_name
+
+    row = Catalog(adapters(state).store).create_repository(validate_name(name), immutable=immutable)
+    console.print(f"repository {row.name} created{' (immutable)' if row.immutable else ''}")
+
+
+def _stages(values: list[str] | None) -> list[str]:
+    return [stage.strip() for value in values or [] for stage in value.split(",") if stage.strip()]
+
+
+@artifacts_app.command("policy")
+def artifacts_policy(
+    repository: Annotated[str, typer.Argument(help="Repository name.")],
+    keep_last: Annotated[
+        int | None, typer.Option("--keep-last", help="Retention: keep the newest N per name.")
+    ] = None,
+    max_age: Annotated[
+        str | None, typer.Option("--max-age", help="Retention: keep what is younger, e.g. 30d.")
+    ] = None,
+    no_retention: Annotated[
+        bool, typer.Option("--no-retention", help="Keep everything (remove the retention).")
+    ] = False,
+    require: Annotated[
+        list[str] | None, typer.Option("--require", help="Stage that must have passed (tightens).")
+    ] = None,
+    allow_skipped: Annotated[
+        list[str] | None,
+        typer.Option("--allow-skipped", help="Required stage that may be skipped (loosens)."),
+    ] = None,
+    disallow_skipped: Annotated[
+        list[str] | None,
+        typer.Option("--disallow-skipped", help="Withdraw a skip allowance (tightens)."),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; required to loosen, kept in the audit log.")
+    ] = None,
+    state: StateOption = None,
+) -> None:
+    """Show or change a repository's promotion policy and retention."""
+    from shipyard.artifacts.catalog import Catalog
+    from shipyard.artifacts.gc import format_age, parse_age
+    from shipyard.artifacts.policy import change_policy
+
+    catalog = Catalog(adapters(state).store)
+    row = catalog.repository(repository)
+    if require or allow_skipped or disallow_skipped:
+        change = change_policy(
+            catalog.policy(repository),
+            require=_stages(require),
+            allow_skipped=_stages(allow_skipped),
+            disallow_skipped=_stages(disallow_skipped),
+        )
+        row = catalog.set_policy(repository, change, reason)
+        if change.loosened:
+            err.print(
+                f"[yellow]loosened:[/] {repository} now lets {', '.join(change.loosened)}"
+                " be skipped (recorded in the audit log)"
+            )
+    if no_retention or keep_last is not None or max_age is not None:
+        age = parse_age(max_age) if max_age is not None else None
+        row = catalog.set_retention(repository, keep_last, age)
+    retention = " and ".join(
+        part
+        for part in (
+            f"keep the newest {row.keep_last}" if row.keep_last else "",
+            f"keep what is younger than {format_age(row.max_age)}" if row.max_age else "",
+        )
+        if part
+    )
+    console.print(
+        f"{row.name}: {'immutable, signed' if row.immutable else 'mutable'};"
+        f" requires passed: {', '.join(row.require) or 'nothing'};"
+        f" skip allowed: {', '.join(row.allow_skipped) or 'none'};"
+        f" retention: {retention or 'keep everything'}"
+    )
+
+
+@artifacts_app.command("key")
+def artifacts_key(key: KeyOption = None, state: StateOption = None) -> None:
+    """Print the public signing key (PEM) and its id; created on first use."""
+    from shipyard.artifacts.signing import KeyFile, key_id, public_pem
+
+    keys = KeyFile.resolve(adapters(state).state.signing_key, key)
+    public = keys.signer().public if keys.create else keys.trusted()
+    err.print(f"key {key_id(public)} at {keys.path}")
+    console.print(public_pem(public), end="", highlight=False)
+
+
+@artifacts_app.command("gc")
+def artifacts_gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would go; change nothing.")
+    ] = False,
+    grace: Annotated[
+        str, typer.Option("--grace", help="Keep blobs and temporary files younger than this.")
+    ] = "1h",
+    state: StateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply retention, then remove unreferenced artifacts and blobs."""
+    from shipyard.artifacts.gc import collect, parse_age, plan
+
+    seconds = 0 if grace.strip() in ("0", "0s") else parse_age(grace)
+    a = adapters(state)
+    result = (plan if dry_run else collect)(a.store, a.blobs, grace=seconds)
+    data = {
+        "dry_run": dry_run,
+        "expired": [e.__dict__ for e in result.expired],
+        "deleted": result.deleted,
+        "blobs": [{"digest": b.digest, "size": b.size} for b in result.blobs],
+        "temporaries": [str(p) for p in result.temporaries],
+        "freed": result.freed,
+    }
+    if as_json:
+        print_json(console, data)
+        return
+    verb = "would remove" if dry_run else "removed"
+    for e in result.expired:
+        console.print(f"{verb} {e.ref} from {e.repository}: {e.why}")
+    for ref in result.deleted:
+        console.print(f"{verb} artifact {ref} (in no repository, not deployed)")
+    for blob in result.blobs:
+        console.print(f"{verb} blob {blob.digest} ({blob.size:,} bytes)")
+    console.print(
+        f"{verb} {len(result.expired)} ref(s), {len(result.deleted)} artifact(s),"
+        f" {len(result.blobs)} blob(s) ({result.freed:,} bytes), {len(result.temporaries)} temporary file(s)"
+    )
+
+
+@artifacts_app.command("fsck")
+def artifacts_fsck(
+    key: KeyOption = None, state: StateOption = None, as_json: JsonOption = False
+) -> None:
+    """Re-hash every blob and check every reference and signature; exits 1 on any problem."""
+    from rich.progress import Progress
+
+    from shipyard.artifacts.fsck import fsck
+    from shipyard.artifacts.signing import KeyFile
+
+    a = adapters(state)
+    keys = KeyFile.resolve(a.state.signing_key, key)
+    total = sum(blob.size for blob in a.blobs.blobs())
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("re-hashing blobs", total=total or None)
+        report = fsck(a.store, a.blobs, keys=keys, progress=lambda n: progress.advance(task, n))
+    if as_json:
+        print_json(
+            console,
+            {
+                "ok": report.ok,
+                "blobs": report.blobs,
+                "bytes": report.bytes,
+                "artifacts": report.artifacts,
+                "problems": [p.__dict__ for p in report.problems],
+                "unused_blobs": [b.digest for b in report.unused],
+                "temporary_files": [str(p) for p in report.temporaries],
+            },
+        )
+    else:
+        for problem in report.problems:
+            console.print(
+                f"[bold red]{problem.kind}[/] {problem.subject}: {problem.detail}", highlight=False
+            )
+        console.print(
+            f"checked {report.blobs} blob(s) ({report.bytes:,} bytes) and {report.artifacts}"
+            f" artifact(s): {len(report.problems)} problem(s), {len(report.unused)} unused blob(s)"
+            f" (`shipyard artifacts gc` removes them), {len(report.temporaries)} temporary file(s)"
+        )
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@artifacts_app.command("pull")
+def artifacts_pull(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: NAME-VERSION.tar.gz)."),
+    ] = None,
+    key: KeyOption = None,
+    state: StateOption = None,
+) -> None:
+    """Export an artifact: its exact bytes to a file, and FILE.manifest.json beside it."""
+    from shipyard.artifacts.signing import KeyFile
+    from shipyard.artifacts.transfer import pull
+
     a = adapters(state)
     name, version = split_ref(ref)
-    art = a.store.get_artifact(name, version)
-    repos = next((r for x, r in a.store.list_artifacts(name=name) if x.id == art.id), [])
-    print_json(console, _artifact_dict(art, repos))
+    target = out or Path(f"{name}-{version}.tar.gz")
+    keys = KeyFile.resolve(a.state.signing_key, key)
+    with err.status(f"pulling {ref}"):
+        done = pull(a.store, a.blobs, name, version, target, keys=keys)
+    console.print(
+        f"{done.ref} -> {done.path} ({done.size:,} bytes, {done.digest}); manifest {done.manifest}"
+    )
+
+
+@artifacts_app.command("push")
+def artifacts_push(
+    file: Annotated[
+        Path, typer.Argument(help="An artifact file written by `shipyard artifacts pull`.")
+    ],
+    repo: Annotated[
+        str, typer.Option("--repository", "--repo", help="A mutable repository.")
+    ] = DEV_REPOSITORY,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="Manifest (default: FILE.manifest.json if present)."),
+    ] = None,
+    state: StateOption = None,
+) -> None:
+    """Import an artifact file (verified as it streams in) into a repository."""
+    from shipyard.artifacts.transfer import push
+
+    a = adapters(state)
+    with err.status(f"pushing {file}"):
+        done = push(a.store, a.blobs, file, repository=repo, manifest=manifest)
+    how = "with its manifest" if done.manifest else "without a manifest (no stage results)"
+    word = "added" if done.created else "already known (nothing changed)"
+    console.print(f"{done.ref} {word} in {repo}, {done.digest}, {how}")
 
 
 def promote(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
-    source: Annotated[str, typer.Option("--from", help="Source repository.")] = "dev",
+    source: Annotated[str, typer.Option("--from", help="Source repository.")] = DEV_REPOSITORY,
     target: Annotated[str, typer.Option("--to", help="Target repository.")] = RELEASE_REPOSITORY,
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the policy's decision; change nothing.")
+    ] = False,
+    key: KeyOption = None,
     state: StateOption = None,
 ) -> None:
-    """Promote an artifact between repositories (metadata only, no bytes copied)."""
+    """Promote an artifact if the target's policy allows it (metadata only; release signs it)."""
     from shipyard.artifacts.repository import promote as promote_artifact
+    from shipyard.artifacts.signing import KeyFile
 
     a = adapters(state)
     name, version = split_ref(ref)
-    added = promote_artifact(
-        a.store, name, version, source=source, target=target, reason=reason or "manual promotion"
+    keys = KeyFile.resolve(a.state.signing_key, key)
+    result = promote_artifact(
+        a.store,
+        name,
+        version,
+        source=source,
+        target=target,
+        reason=reason or "manual promotion",
+        dry_run=dry_run,
+        keys=keys,
     )
-    console.print(f"{name}:{version} {'promoted to' if added else 'was already in'} {target}")
+    decision = result.decision
+    if dry_run:
+        verdict = (
+            "already in"
+            if result.already
+            else "would be promoted to"
+            if decision.allowed
+            else "would be refused by"
+        )
+        console.print(f"{ref} {verdict} {target}: {decision.summary()}")
+        for check in decision.refused:
+            console.print(f"  {check.stage}: {check.status} (must be passed)")
+        raise typer.Exit(0 if decision.allowed or result.already else 1)
+    signed = f", signed by {result.signed_by}" if result.signed_by else ""
+    word = "promoted to" if result.promoted else "was already in"
+    console.print(f"{ref} {word} {target} ({decision.summary()}){signed}")
 
 
-def _artifact_dict(art: Any, repos: list[str]) -> dict[str, Any]:
+def _listed_dict(item: Listed) -> dict[str, Any]:
+    art = item.artifact
     return {
         "name": art.name,
         "version": art.version,
         "digest": art.digest,
         "size": art.size,
-        "repositories": repos,
+        "repositories": item.repositories,
+        "properties": item.properties,
         "created_at": art.created_at.isoformat(timespec="seconds") + "Z",
         "build_info": art.build_info,
     }

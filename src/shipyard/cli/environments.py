@@ -19,7 +19,7 @@ from shipyard.cli.common import (
 )
 from shipyard.cli.render import print_json, styled_state
 from shipyard.domain import RELEASE_REPOSITORY
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import InvalidInput
 
 
 def deploy(
@@ -47,12 +47,7 @@ def deploy(
         url = deployments.route(
             a, config, env, [(new, 100), *((d, 0) for d in before)], f"deploy-{version}"
         )
-    for old in before:
-        if old.role == "stable":
-            old.role = "standby"
-            a.store.save_deployment(old, "standby")
-        else:
-            deployments.stop(a, old)
+    deployments.keep_one_standby(a, before)
     console.print(f"{name}:{version} serves all traffic in {env} at {url}")
 
 
@@ -66,20 +61,8 @@ def rollback(
 
     a = adapters(state)
     name = pick_project(a, project)
-    previous = deployments.running(a, name, env, "standby")
-    current = deployments.stable(a, name, env)
-    if not previous or current is None:
-        raise NotFound(
-            f"There is no previous version kept ready in {name}/{env}.",
-            hint="`shipyard envs` shows what runs.",
-        )
-    back = previous[-1]
-    _, config = deployments.unpack(a, name, env, back.version)
     started = time.monotonic()
-    deployments.route(a, config, env, [(back, 100), (current, 0)], f"rollback-{back.version}")
-    back.role, current.role = "stable", "standby"
-    a.store.save_deployment(back, "rolled-back-to")
-    a.store.save_deployment(current, "standby")
+    back, current = deployments.roll_back(a, name, env)
     console.print(
         f"{name}/{env}: all traffic on {back.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {current.version} kept as standby"
     )

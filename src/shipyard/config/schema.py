@@ -68,6 +68,13 @@ _DURATION_SCHEMA = {
 Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
 
 
+def _pause(value: Any) -> Any:
+    """A step's pause: a duration, or ``manual`` (held until promoted)."""
+    if value is None or value == "manual":
+        return value
+    return parse_duration(value)
+
+
 def _one_of(allowed: tuple[str, ...], what: str) -> Callable[[str], str]:
     """A key check for free-form mappings, so a typo in a key is an error, not ignored."""
 
@@ -100,8 +107,28 @@ class BuildConfig(Strict):
 
 
 class LoaderConfig(Strict):
-    format: Literal["skops"] = Field(description="Built-in loader.")
-    path: str = Field(min_length=1, description="Model file, relative to the model directory.")
+    format: Literal["skops", "onnx", "mlflow", "pickle", "joblib"] = Field(
+        description="Built-in loader: skops, onnx (onnxruntime), mlflow (a pyfunc directory), "
+        "pickle or joblib (these two, and MLflow models saved with pickle, load only from a "
+        "signed release artifact)."
+    )
+    path: str = Field(
+        min_length=1,
+        description="Model file (a directory for mlflow), relative to the model directory.",
+    )
+    trusted: list[str] = Field(
+        default_factory=list,
+        description="skops only: types to load beyond those skops trusts, e.g. "
+        "`mypackage.MyTransformer`.",
+    )
+
+    @model_validator(mode="after")
+    def _trusted_is_for_skops(self) -> LoaderConfig:
+        if self.trusted and self.format != "skops":
+            raise ValueError(
+                f"expected no `trusted` list for the {self.format} loader (skops only)"
+            )
+        return self
 
 
 def _serve_kind(value: Any) -> str:
@@ -117,9 +144,31 @@ ServeSpec = Annotated[
 ]
 
 
+class ServingConfig(Strict):
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Model server processes, each with the model loaded."
+    )
+    max_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="Most rows one predict call gets from requests that wait together; 1: off.",
+    )
+    max_batch_wait: Duration = Field(
+        default=0,
+        le=1,
+        description="How long a batch that is not full waits for more rows (e.g. 2ms); "
+        "0 batches only the requests already waiting.",
+    )
+
+
 class ModelConfig(Strict):
     serve: ServeSpec = Field(
         description="`module:Class` constructed with the model directory, or a built-in loader."
+    )
+    serving: ServingConfig = Field(
+        default_factory=ServingConfig,
+        description="Model server workers and adaptive batching.",
     )
     name: str | None = Field(
         default=None,
@@ -152,7 +201,8 @@ def _date_text(value: Any) -> Any:
 class AllowEntry(Strict):
     id: str = Field(
         min_length=1,
-        description="Finding id (bandit test id such as B105, or an advisory id).",
+        description="Finding id or alias: a bandit test id (B105), an advisory id or alias "
+        "(GHSA-..., CVE-..., PYSEC-...), a rule id (secret-private-key), or rule:path.",
     )
     reason: str = Field(min_length=1, description="Why the finding is accepted.")
     until: Annotated[str | None, BeforeValidator(_date_text)] = Field(
@@ -171,13 +221,86 @@ class AllowEntry(Strict):
         return value
 
 
+ANALYSIS_CHECKS = ("code", "secrets", "vulnerabilities", "licences", "models", "sbom")
+AnalysisCheck = Annotated[
+    str, AfterValidator(_one_of(ANALYSIS_CHECKS, "check")), _enum(ANALYSIS_CHECKS)
+]
+
+
+class VulnerabilityConfig(Strict):
+    database: str | None = Field(
+        default=None,
+        description="Offline OSV database: a folder made by `shipyard vulndb import`, OSV's "
+        "PyPI all.zip or a folder of OSV JSON files; relative to the project root "
+        "(default: vulndb/ in the machine cache).",
+    )
+    online: bool = Field(
+        default=False,
+        description="Also ask OSV's API; when it cannot be reached, the offline data is used.",
+    )
+    api: str = Field(default="https://api.osv.dev", description="Base URL of OSV's API.")
+    timeout: Duration = Field(default=10, description="Timeout of one request to the API.")
+    max_age: Duration = Field(
+        default=30 * 86400, description="An offline database older than this is reported."
+    )
+    required: bool = Field(
+        default=False,
+        description="Fail the stage when no vulnerability data could be used at all.",
+    )
+
+
+class SecretsConfig(Strict):
+    exclude: list[str] = Field(
+        default_factory=list, description="Tracked paths (or globs) not searched for secrets."
+    )
+
+
+class ModelsConfig(Strict):
+    allow_imports: list[str] = Field(
+        default_factory=list,
+        description="Globals a pickle may import beyond the built-in safe list, as "
+        "`module.name` or `module.*`; also types a skops file may hold.",
+    )
+
+
+class LicencesConfig(Strict):
+    deny: list[str] = Field(
+        default_factory=list,
+        description="Licences that fail the stage: SPDX ids or globs, e.g. GPL-3.0*, AGPL-*.",
+    )
+
+
 class AnalyzeConfig(Strict):
-    fail_on: Literal["low", "medium", "high"] = Field(
+    fail_on: Literal["low", "medium", "high", "critical"] = Field(
         default="high", description="Lowest severity that fails the stage."
     )
-    paths: list[str] = Field(default_factory=lambda: ["."], description="Project paths to scan.")
+    checks: list[AnalysisCheck] = Field(
+        default_factory=lambda: list(ANALYSIS_CHECKS),
+        description="Which checks run: code, secrets, vulnerabilities, licences, models, sbom.",
+    )
+    paths: list[str] = Field(
+        default_factory=lambda: ["."], description="Project paths bandit scans."
+    )
     exclude: list[str] = Field(
-        default_factory=lambda: ["tests", ".venv"], description="Paths not scanned."
+        default_factory=lambda: ["tests", ".venv"], description="Paths bandit does not scan."
+    )
+    confidence: Literal["low", "medium", "high"] = Field(
+        default="low", description="Lowest bandit confidence reported."
+    )
+    vulnerabilities: VulnerabilityConfig = Field(
+        default_factory=VulnerabilityConfig,
+        description="Known vulnerabilities of the installed distributions (OSV data).",
+    )
+    secrets: SecretsConfig = Field(
+        default_factory=SecretsConfig, description="Credentials committed in tracked files."
+    )
+    models: ModelsConfig = Field(
+        default_factory=ModelsConfig,
+        description="Pickle, joblib and skops files of the model and the tree.",
+    )
+    licences: LicencesConfig = Field(
+        default_factory=LicencesConfig,
+        description="Licences of the installed distributions, from their metadata.",
     )
     allow: list[AllowEntry] = Field(
         default_factory=list, description="Accepted findings, each with a reason."
@@ -202,6 +325,12 @@ class EnvironmentConfig(Strict):
         ge=1024,
         le=65535,
         description="Fixed port of the environment's endpoint (production gateway).",
+    )
+    sticky_header: str | None = Field(
+        default="x-shipyard-key",
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Request header whose value keeps a client on one version while the "
+        "gateway's weights stand; null turns it off.",
     )
 
 
@@ -279,7 +408,9 @@ _LatencyCheck = Annotated[
     str, AfterValidator(_one_of(("max_increase",), "latency check")), _enum(("max_increase",))
 ]
 _DriftCheck = Annotated[
-    str, AfterValidator(_one_of(("psi_max",), "drift check")), _enum(("psi_max",))
+    str,
+    AfterValidator(_one_of(("psi_max", "ks_max"), "drift check")),
+    _enum(("psi_max", "ks_max")),
 ]
 
 
@@ -294,7 +425,8 @@ class AnalysisConfig(Strict):
     )
     prediction_drift: dict[_DriftCheck, float] = Field(
         default_factory=lambda: {"psi_max": 0.2},
-        description="psi_max: largest allowed PSI of predictions.",
+        description="psi_max: largest allowed PSI of predictions (classes, or deciles of "
+        "numbers); ks_max: largest allowed Kolmogorov-Smirnov distance of numeric predictions.",
     )
     min_requests: int = Field(
         default=20, ge=1, description="Fewer canary requests than this is inconclusive."
@@ -313,12 +445,66 @@ class ProbeTraffic(Strict):
     )
 
 
-class CanaryConfig(Strict):
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
-        default_factory=lambda: [10, 50, 100],
-        description="Traffic percentages of the canary, in order.",
+class CanaryStep(Strict):
+    weight: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Canary traffic percentage (default: the previous step's).",
     )
-    interval: Duration = Field(default=60, description="Time at each step before the judge runs.")
+    pause: Annotated[
+        float | Literal["manual"] | None,
+        BeforeValidator(_pause),
+        WithJsonSchema({"anyOf": [_DURATION_SCHEMA, {"const": "manual"}]}),
+    ] = Field(
+        default=None,
+        description="How long the step lasts (default: canary.interval); `manual` holds it "
+        "until `shipyard rollout promote`.",
+    )
+
+    @model_validator(mode="after")
+    def _says_something(self) -> CanaryStep:
+        if self.weight is None and self.pause is None:
+            raise ValueError("expected a weight, a pause or both, e.g. {weight: 20, pause: 5m}")
+        return self
+
+
+def _step_kind(value: Any) -> str:
+    # A mapping is a step with a pause; anything else is judged as a bare percentage.
+    return "step" if isinstance(value, dict | CanaryStep) else "percent"
+
+
+StepSpec = Annotated[
+    Annotated[int, Tag("percent"), Field(ge=1, le=100)] | Annotated[CanaryStep, Tag("step")],
+    Discriminator(_step_kind),
+]
+
+
+def _default_steps() -> list[int | CanaryStep]:
+    return [10, 50, 100]
+
+
+class ShadowConfig(Strict):
+    percent: float = Field(
+        gt=0,
+        le=100,
+        description="Share of requests mirrored to the canary before it takes any traffic.",
+    )
+
+
+class CanaryConfig(Strict):
+    steps: list[StepSpec] = Field(
+        default_factory=_default_steps,
+        description="Traffic percentages of the canary, in order; a step may be "
+        "{weight: 20, pause: 5m} or {pause: manual}.",
+    )
+    interval: Duration = Field(
+        default=60, description="How often the judge runs; also a step's default length."
+    )
+    shadow: ShadowConfig | None = Field(
+        default=None,
+        description="A shadow phase first: the canary gets copies of requests, never answers.",
+    )
     analysis: AnalysisConfig = Field(
         default_factory=AnalysisConfig, description="How the judge compares canary with stable."
     )
@@ -331,10 +517,27 @@ class CanaryConfig(Strict):
 
     @field_validator("steps")
     @classmethod
-    def _increasing(cls, steps: list[int]) -> list[int]:
-        if not steps or any(b <= a for a, b in pairwise(steps)):
+    def _increasing(cls, steps: list[int | CanaryStep]) -> list[int | CanaryStep]:
+        weights = [s if isinstance(s, int) else s.weight for s in steps]
+        given = [w for w in weights if w is not None]
+        if not given or any(b <= a for a, b in pairwise(given)):
             raise ValueError("expected increasing percentages, e.g. [10, 25, 50, 100]")
+        if weights[0] is None:
+            raise ValueError(
+                "expected a weight in the first step, e.g. {weight: 10, pause: manual}"
+            )
         return steps
+
+    def plan(self) -> list[tuple[int, float | Literal["manual"]]]:
+        """The steps as (weight, pause seconds or "manual"), defaults filled in."""
+        plan: list[tuple[int, float | Literal["manual"]]] = []
+        for step in self.steps:
+            if isinstance(step, int):
+                plan.append((step, self.interval))
+            else:
+                weight = step.weight if step.weight is not None else plan[-1][0]
+                plan.append((weight, step.pause if step.pause is not None else self.interval))
+        return plan
 
 
 def _install_file(value: str) -> str:
@@ -364,7 +567,8 @@ class ProjectConfig(Strict):
     model: ModelConfig = Field(description="How the trained model is served.")
     test: TestConfig | None = Field(default=None, description="The unit test stage.")
     analyze: AnalyzeConfig | None = Field(
-        default=None, description="The analysis stage: bandit rules over the project's own code."
+        default=None,
+        description="The analysis stage: code (bandit), secrets, dependency vulnerabilities (OSV), licences, model files, SBOM.",
     )
     environments: dict[EnvironmentName, EnvironmentConfig] = Field(
         default_factory=dict,

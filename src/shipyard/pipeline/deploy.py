@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shipyard.artifacts.repository import materialize
+from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
-from shipyard.errors import InvalidInput, NotFound, StageFailed
+from shipyard.errors import Conflict, InvalidInput, NotFound, StageFailed
 from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
+from shipyard.runtime.routes import Shadow
 from shipyard.store.models import Deployment
 
 DEFAULT_PRODUCTION_PORT = 8787
@@ -46,7 +48,8 @@ def unpack(
 ) -> tuple[Path, ProjectConfig]:
     """The artifact unpacked for an environment (digest checked) and the config it was built with."""
     dest = adapters.state.deployment_dir(project, environment_name, version)
-    materialize(adapters.store, adapters.blobs, project, version, dest)
+    keys = KeyFile.resolve(adapters.state.signing_key)  # release artifacts must verify
+    materialize(adapters.store, adapters.blobs, project, version, dest, keys=keys)
     return dest, load_config(dest / "code" / "shipyard.yaml")
 
 
@@ -101,6 +104,12 @@ def start(
         config.model_name,
         log,
         variables,
+        workers=config.model.serving.workers,
+        max_batch_size=config.model.serving.max_batch_size,
+        max_batch_wait_ms=config.model.serving.max_batch_wait * 1000,
+        # Unpickling runs code: only artifacts of the release repository, whose signature is
+        # checked when they are unpacked, may use pickle-based formats.
+        allow_pickle=adapters.store.in_repository("release", project, version),
     )
     server = adapters.runtime.start_server(spec)
     say(f"{name}: {project}:{version} ready at {server.endpoint} (pid {server.pid})")
@@ -125,9 +134,16 @@ def route(
     name: str,
     weights: Sequence[tuple[Deployment, int]],
     window: str,
+    *,
+    shadow: Shadow | None = None,
 ) -> str:
-    """Send traffic by weight through the environment's gateway; returns the gateway URL."""
-    port = gateway_port(name, environment(config, name))
+    """Send traffic by weight through the environment's gateway; returns the gateway URL.
+
+    The routes are written before the weights are stored: a process killed in between leaves
+    the store one move behind, and the controller that resumes makes the move again.
+    """
+    env = environment(config, name)
+    port = gateway_port(name, env)
     if port is None:
         raise InvalidInput(
             f"Environment {name!r} has no gateway.",
@@ -136,12 +152,73 @@ def route(
     env_dir = adapters.state.environment_dir(config.name, name)
     url = adapters.runtime.ensure_gateway(env_dir, port)
     backends = [Backend(d.version, d.endpoint or "", weight) for d, weight in weights]
-    adapters.runtime.set_routes(env_dir, backends, window)
+    adapters.runtime.set_routes(
+        env_dir, backends, window, shadow=shadow, sticky_header=env.sticky_header
+    )
     for deployment, weight in weights:
         if deployment.weight != weight:
             deployment.weight = weight
             adapters.store.save_deployment(deployment, "weighted")
     return url
+
+
+def go_live(
+    adapters: Adapters, config: ProjectConfig, name: str, version: str, window: str, say: Say
+) -> tuple[str, str | None]:
+    """All traffic to ``version``; the version that was stable stays ready as ``standby``.
+
+    Returns the gateway URL and the standby's version.
+    """
+    deployments = running(adapters, config.name, name)
+    new = next((d for d in deployments if d.version == version), None)
+    if new is None:
+        new = start(adapters, config.name, name, version, "stable", say)
+    others = [d for d in deployments if d.id != new.id]
+    url = route(adapters, config, name, [(new, 100), *((d, 0) for d in others)], window)
+    new.role = "stable"
+    adapters.store.save_deployment(new, "live")
+    return url, keep_one_standby(adapters, others)
+
+
+def keep_one_standby(adapters: Adapters, others: Sequence[Deployment]) -> str | None:
+    """The version that was stable stays running for an instant rollback; older ones stop."""
+    previous = next((d for d in others if d.role == "stable"), None)
+    for deployment in others:
+        if deployment is previous:
+            deployment.role = "standby"
+            adapters.store.save_deployment(deployment, "standby")
+        else:
+            stop(adapters, deployment)
+    return previous.version if previous else None
+
+
+def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, Deployment]:
+    """All traffic back to the standby kept from the last release, in one route change.
+
+    The two swap roles, so rolling back again rolls forward. Returns (now stable, now standby).
+    """
+    from shipyard.canary import records  # the canary package builds on this module
+
+    active = [r for r in records.active_rollouts(adapters.store, project) if r.environment == name]
+    if active:
+        raise Conflict(
+            f"Rollout {active[0].id} of {active[0].canary_version} is still going in {project}/{name}.",
+            hint="`shipyard rollout abort` moves all traffic back to its stable version.",
+        )
+    previous = running(adapters, project, name, "standby")
+    current = stable(adapters, project, name)
+    if not previous or current is None:
+        raise NotFound(
+            f"There is no previous version kept ready in {project}/{name}.",
+            hint="`shipyard envs` shows what runs.",
+        )
+    back = previous[-1]
+    _, config = unpack(adapters, project, name, back.version)
+    route(adapters, config, name, [(back, 100), (current, 0)], f"rollback-{back.version}")
+    back.role, current.role = "stable", "standby"
+    adapters.store.save_deployment(back, "rolled-back-to")
+    adapters.store.save_deployment(current, "standby")
+    return back, current
 
 
 def stop(adapters: Adapters, deployment: Deployment) -> None:

@@ -1,7 +1,7 @@
 """Running deployments: model servers behind a traffic-splitting gateway.
 
 The seam is :class:`Runtime` (``interface.py``); :class:`LocalRuntime` (``local.py``) runs
-everything as local processes. ``model_server.py`` is a standalone script for the artifact's
+everything as local processes. ``serving/`` is a standalone package run by the artifact's
 own interpreter and ``gateway.py`` runs with ``python -m shipyard.runtime.gateway``.
 """
 

@@ -31,10 +31,11 @@ from filelock import FileLock
 
 from shipyard.errors import InvalidInput, RuntimeFailure
 from shipyard.runtime.interface import Backend, RunningServer, Runtime, ServerSpec, VersionStats
+from shipyard.runtime.routes import RouteTable, Shadow
 
 __all__ = ["MODEL_SERVER", "LocalRuntime"]
 
-MODEL_SERVER = Path(__file__).with_name("model_server.py")
+MODEL_SERVER = Path(__file__).with_name("serving")  # run as a script folder
 POLL_SECONDS = 0.05
 STOP_GRACE_SECONDS = 5.0
 GATEWAY_START_SECONDS = 20.0
@@ -52,7 +53,7 @@ class LocalRuntime(Runtime):
 
     def start_server(self, spec: ServerSpec, *, ready_timeout: float = 120.0) -> RunningServer:
         check_spec(spec)
-        sock = bind_socket(0)
+        sock = bind_server_socket(spec.workers)
         port = sock.getsockname()[1]
         try:
             command = server_command(spec, sock.fileno())
@@ -162,20 +163,25 @@ class LocalRuntime(Runtime):
             raise RuntimeFailure(f"{exc.message}; last lines of {log}:\n{log_tail(log)}") from None
         return gateway_url(port)
 
-    def set_routes(self, environment_dir: Path, backends: Sequence[Backend], window: str) -> None:
-        check_routes(backends)
+    def set_routes(
+        self,
+        environment_dir: Path,
+        backends: Sequence[Backend],
+        window: str,
+        *,
+        shadow: Shadow | None = None,
+        sticky_header: str | None = None,
+    ) -> None:
+        """Route by weight (see ``routes.py``); a ``shadow`` gets a mirrored share of requests,
+        and a ``sticky_header`` keeps each of its values on one version while weights stand.
+        """
+        check_routes(backends, shadow)
         routes = environment_dir / "routes.json"
         environment_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(environment_dir / "routes.lock"):
             generation = read_generation(routes) + 1
-            table = {
-                "generation": generation,
-                "window": window,
-                "backends": [
-                    {"version": b.version, "url": b.url, "weight": b.weight} for b in backends
-                ],
-            }
-            write_atomically(routes, table)
+            table = RouteTable.of(generation, window, backends, shadow, sticky_header)
+            write_atomically(routes, table.to_dict())
         url = self._gateway_url(environment_dir)
         deadline = time.monotonic() + ROUTES_APPLY_SECONDS
         while time.monotonic() < deadline:
@@ -235,6 +241,24 @@ def check_spec(spec: ServerSpec) -> None:
             )
 
 
+def bind_server_socket(workers: int) -> socket.socket:
+    """A free port for a model server; with SO_REUSEPORT when its workers should each listen.
+
+    One socket shared by several workers sends most connections to whichever worker accepts
+    first; with SO_REUSEPORT every worker binds a socket of its own and the kernel spreads them.
+    """
+    if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return bind_socket(0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(("127.0.0.1", 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def server_command(spec: ServerSpec, fd: int) -> list[str]:
     serve = spec.serve if isinstance(spec.serve, str) else json.dumps(dict(spec.serve))
     return [
@@ -250,6 +274,13 @@ def server_command(spec: ServerSpec, fd: int) -> list[str]:
         spec.version,
         "--fd",
         str(fd),
+        "--workers",
+        str(spec.workers),
+        "--max-batch-size",
+        str(spec.max_batch_size),
+        "--max-batch-wait-ms",
+        str(spec.max_batch_wait_ms),
+        *(["--allow-pickle"] if spec.allow_pickle else []),
     ]
 
 
@@ -390,10 +421,18 @@ def write_atomically(path: Path, value: Any) -> None:
     os.replace(temporary, path)
 
 
-def check_routes(backends: Sequence[Backend]) -> None:
+def check_routes(backends: Sequence[Backend], shadow: Shadow | None = None) -> None:
     versions = [backend.version for backend in backends]
     if len(set(versions)) != len(versions):
         raise InvalidInput(f"a route table names a version twice: {versions}")
+    if shadow is not None:
+        if not 0 < shadow.percent <= 100:
+            raise InvalidInput(
+                f"shadow version {shadow.version} gets {shadow.percent}% of requests",
+                hint="give the shadow a percentage above 0 and at most 100",
+            )
+        if not shadow.url.startswith(("http://", "https://")):
+            raise InvalidInput(f"shadow version {shadow.version} has URL {shadow.url!r}")
     for backend in backends:
         if backend.weight < 0:
             raise InvalidInput(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -71,10 +71,13 @@ class Artifact(Base):
     name: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(128))
     digest: Mapped[str] = mapped_column(String(71))
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)  # artifacts pass 2 GiB; INTEGER is 32-bit in PG
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     build_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by garbage collection. The row stays (deployments, promotions and the audit log point
+    # at it, and the version must never name other bytes later); the blob goes.
+    deleted_at: Mapped[datetime | None]
 
 
 class ArtifactRef(Base):
@@ -87,6 +90,55 @@ class ArtifactRef(Base):
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     artifact: Mapped[Artifact] = relationship()
+
+
+class Repository(Base):
+    """A named repository (``dev``, ``release``, ...) with its rules.
+
+    ``immutable``: refs are never removed, retention does not apply, and promotion into it signs
+    the artifact. ``require``/``allow_skipped``: the promotion policy (stages that must have
+    passed, and those of them explicitly allowed to be skipped). ``keep_last``/``max_age``: the
+    retention policy of a mutable repository (seconds for ``max_age``).
+    """
+
+    __tablename__ = "repositories"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    immutable: Mapped[bool] = mapped_column(default=False)
+    require: Mapped[list[Any]] = mapped_column(default=list)
+    allow_skipped: Mapped[list[Any]] = mapped_column(default=list)
+    keep_last: Mapped[int | None] = mapped_column(Integer)
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ArtifactProperty(Base):
+    """A ``key=value`` on an artifact, set by a stage (``test.passed``) or a user."""
+
+    __tablename__ = "artifact_properties"
+    __table_args__ = (UniqueConstraint("artifact_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"), index=True)
+    key: Mapped[str] = mapped_column(String(128), index=True)
+    value: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Signature(Base):
+    """An Ed25519 signature over an artifact's (name, version, digest) statement."""
+
+    __tablename__ = "artifact_signatures"
+    __table_args__ = (UniqueConstraint("artifact_id", "key_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"), index=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)  # base64 of the raw 32 bytes
+    value: Mapped[str] = mapped_column(Text)  # base64 of the 64-byte signature
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Promotion(Base):

@@ -277,6 +277,9 @@ class Store:
                         f"Artifact {name}:{version} already exists with digest {existing.digest}, not {digest}.",
                         hint="Versions are immutable; build a new version instead.",
                     )
+                if existing.deleted_at is not None:  # the same bytes again: back from the gc
+                    existing.deleted_at = None
+                    self.record(s, "artifact.restored", f"{name}:{version}", digest=digest)
                 return existing
             artifact = Artifact(
                 name=name,
@@ -299,6 +302,12 @@ class Store:
                 raise NotFound(
                     f"There is no artifact {name}:{version}.",
                     hint="`shipyard artifacts` lists them.",
+                )
+            if artifact.deleted_at is not None:
+                raise NotFound(
+                    f"Artifact {name}:{version} was removed by garbage collection"
+                    f" on {artifact.deleted_at:%Y-%m-%d %H:%M}.",
+                    hint="Push its archive again (`shipyard artifacts push FILE`) to restore it.",
                 )
             return artifact
 
@@ -347,7 +356,11 @@ class Store:
     ) -> list[tuple[Artifact, list[str]]]:
         """Artifacts, newest first, each with the repositories that hold it."""
         with self.session() as s:
-            query = select(Artifact).order_by(Artifact.created_at.desc(), Artifact.id.desc())
+            query = (
+                select(Artifact)
+                .where(Artifact.deleted_at.is_(None))
+                .order_by(Artifact.created_at.desc(), Artifact.id.desc())
+            )
             if name:
                 query = query.where(Artifact.name == name)
             if repository:

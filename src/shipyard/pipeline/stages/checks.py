@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shlex
-from datetime import date
 
-from shipyard.analysis.bandit import scan_code
+from shipyard.analysis.run import REPORT_FILE, AnalysisInput, run_analysis
 from shipyard.errors import StageFailed
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.qa.junit import parse_junit
@@ -41,23 +39,26 @@ def analyze(ctx: RunContext) -> StageOutcome:
     config = ctx.config.analyze
     if config is None:
         return StageOutcome.skipped("no `analyze:` section in shipyard.yaml")
-    ctx.say(
-        "analyze", f"bandit over {', '.join(config.paths)} (fails on {config.fail_on} and above)"
+    ctx.say("analyze", f"checks: {', '.join(config.checks)} (fails on {config.fail_on} and above)")
+    given = AnalysisInput(
+        root=ctx.code_dir,
+        reports_dir=ctx.reports_dir,
+        name=ctx.project,
+        version=ctx.version,
+        python=ctx.env.python if ctx.env is not None else None,
+        model_dir=ctx.model_dir if ctx.model_dir.is_dir() else None,
     )
-    report = scan_code(ctx.code_dir, config, today=date.today())
-    (ctx.reports_dir / "analyze.json").write_text(json.dumps(report.to_dict(), indent=2))
-    for line in report.summary().splitlines():
+    analysis = run_analysis(given, config, say=lambda text: ctx.say("analyze", text))
+    for line in analysis.summary_lines():
         ctx.say("analyze", line)
-    if not report.passed:
+    if not analysis.passed:
         raise StageFailed(
-            f"Code analysis found {len(report.blocking)} blocking finding(s) and {len(report.expired)} expired allow entries.",
-            hint="Fix them, or allow-list one with a reason and an expiry under `analyze.allow`.",
+            analysis.failure_message(),
+            hint="Fix them, or allow-list a finding with a reason and an expiry under "
+            f"`analyze.allow`; the full report is {ctx.reports_dir / REPORT_FILE}.",
         )
-    return StageOutcome.passed(
-        f"{len(report.findings)} finding(s), none blocking",
-        findings=len(report.findings),
-        allowed=len(report.allowed),
-    )
+    found = len(analysis.verdict.findings)
+    return StageOutcome.passed(f"{found} finding(s), none blocking", **analysis.stage_summary())
 
 
 def _with_junit(command: str, path: str) -> str:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from shipyard.canary.rollout import CanaryRollout, RolloutHooks
+from shipyard.canary import records
+from shipyard.canary.rollout import CanaryRollout, RolloutHooks, probe_bodies
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
-from shipyard.qa.load import rows_to_bodies
-from shipyard.qa.quality import load_records
-from shipyard.store.models import Deployment
 
 ENVIRONMENT = "production"
 
@@ -34,12 +32,15 @@ def canary(ctx: RunContext) -> StageOutcome:
     candidate = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, "canary", say)
     hooks = RolloutHooks(say=say, wait=ctx.wait, stop_requested=ctx.cancelled)
     run_id = ctx.store.get_run(ctx.project, ctx.number).id
-    controller = CanaryRollout(
+    controller = CanaryRollout.begin(
         ctx.adapters, ctx.config, ENVIRONMENT, stable, candidate, hooks, _probe_bodies(ctx), run_id
     )
+    say(f"rollout {controller.rollout.id}: `shipyard rollout status` shows it")
     rollout = controller.run()
     summary = {"rollout": rollout.id, "verdicts": rollout.verdicts, "stable": stable.version}
-    if rollout.status == Status.ROLLED_BACK.value:
+    if rollout.status == records.ABORTED:
+        return StageOutcome(Status.CANCELLED, f"aborted; {stable.version} stays live", summary)
+    if rollout.status != records.PASSED:
         return StageOutcome(
             Status.ROLLED_BACK, f"rolled back; {stable.version} stays live", summary
         )
@@ -52,21 +53,9 @@ def live(ctx: RunContext) -> StageOutcome:
     if ENVIRONMENT not in ctx.config.environments:
         return StageOutcome.skipped("no `environments.production` in shipyard.yaml")
     say = partial(ctx.say, "live")
-    deployments = deploy.running(ctx.adapters, ctx.project, ENVIRONMENT)
-    new = next((d for d in deployments if d.version == ctx.version), None)
-    if new is None:
-        new = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, "stable", say)
-    others = [d for d in deployments if d.id != new.id]
-    url = deploy.route(
-        ctx.adapters,
-        ctx.config,
-        ENVIRONMENT,
-        [(new, 100), *((d, 0) for d in others)],
-        f"live-{ctx.number}",
+    url, previous = deploy.go_live(
+        ctx.adapters, ctx.config, ENVIRONMENT, ctx.version, f"live-{ctx.number}", say
     )
-    new.role = "stable"
-    ctx.store.save_deployment(new, "live")
-    previous = _keep_one_standby(ctx, others)
     ctx.endpoints[ENVIRONMENT] = url
     kept = f"; {previous} kept ready for `shipyard rollback`" if previous else ""
     say(f"100% of traffic on {ctx.version} at {url}{kept}")
@@ -75,26 +64,5 @@ def live(ctx: RunContext) -> StageOutcome:
     )
 
 
-def _keep_one_standby(ctx: RunContext, others: list[Deployment]) -> str | None:
-    """The version that was stable stays running for an instant rollback; older ones stop."""
-    previous = next((d for d in others if d.role == "stable"), None)
-    for deployment in others:
-        if deployment is previous:
-            deployment.role = "standby"
-            ctx.store.save_deployment(deployment, "standby")
-        else:
-            deploy.stop(ctx.adapters, deployment)
-    return previous.version if previous else None
-
-
 def _probe_bodies(ctx: RunContext) -> list[dict[str, Any]]:
-    """Requests for the canary's probe traffic: rows of its data file, label column dropped."""
-    settings, quality = ctx.config.canary, ctx.config.qa.quality if ctx.config.qa else None
-    if settings is None or settings.traffic is None:
-        return []
-    data = settings.traffic.data or (quality.data if quality else None)
-    if data is None:
-        return []
-    rows = load_records(ctx.code_dir / data)
-    label = quality.label if quality else None
-    return rows_to_bodies([{k: v for k, v in row.items() if k != label} for row in rows])
+    return probe_bodies(ctx.config, ctx.code_dir)

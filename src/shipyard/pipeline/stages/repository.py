@@ -1,17 +1,31 @@
-"""Stages 5 and 8: the artifact into ``dev``, and its promotion into ``release``."""
+"""Stages 5 and 8: the artifact into ``dev``, and its promotion into ``release``.
+
+Both record what the run learnt as artifact properties (``git.sha``, ``test.passed``,
+``analyze.findings``, ``qa.accuracy``, ``<stage>.status``), so `shipyard artifacts search` can
+find builds by them and they travel with a pulled artifact. The release decision itself is the
+``release`` repository's policy (:mod:`shipyard.artifacts.policy`), applied by ``promote`` to
+this run's stage records; promotion signs with the state directory's key.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from shipyard.analysis.sbom import SBOM_FILE
 from shipyard.artifacts.archive import PackedArtifact
+from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.local import digest_of
+from shipyard.artifacts.policy import RELEASE_GATES
+from shipyard.artifacts.properties import flatten, stage_properties
 from shipyard.artifacts.repository import promote
 from shipyard.artifacts.repository import publish as publish_artifact
-from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, Status
+from shipyard.artifacts.signing import KeyFile
+from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
 from shipyard.errors import StageFailed
 from shipyard.pipeline.context import RunContext, StageOutcome
 
-# Promotion to release requires these stages not to have failed (a skipped stage is visible).
-RELEASE_GATES = ("test", "analyze", "qa")
+__all__ = ["RELEASE_GATES", "publish", "release"]
 
 
 def publish(ctx: RunContext) -> StageOutcome:
@@ -25,9 +39,9 @@ def publish(ctx: RunContext) -> StageOutcome:
         for name, outcome in ctx.results.items()
         if name in ("test", "analyze")
     }
-    artifact = publish_artifact(
-        ctx.store, ctx.adapters.blobs, packed, {**ctx.build_info, "reports": reports}, run_id=run.id
-    )
+    build_info = {**ctx.build_info, "reports": reports, **_sbom(ctx)}
+    artifact = publish_artifact(ctx.store, ctx.adapters.blobs, packed, build_info, run_id=run.id)
+    Catalog(ctx.store).set_properties(artifact, _build_properties(ctx))
     ctx.say(
         "publish",
         f"{artifact.name}:{artifact.version} is in `{DEV_REPOSITORY}` as {artifact.digest}",
@@ -37,31 +51,60 @@ def publish(ctx: RunContext) -> StageOutcome:
     )
 
 
+def _sbom(ctx: RunContext) -> dict[str, Any]:
+    """The analyze stage's CycloneDX SBOM of the build environment, kept with the build-info."""
+    path = ctx.reports_dir / SBOM_FILE
+    if not path.is_file():
+        return {}
+    return {"sbom": json.loads(path.read_text(encoding="utf-8"))}
+
+
+def _build_properties(ctx: RunContext) -> dict[str, str]:
+    found = {"git.sha": ctx.sha, "build.run": str(ctx.number)}
+    if ctx.ref:
+        found["git.ref"] = ctx.ref
+    for stage in ("test", "analyze"):
+        outcome = ctx.results.get(stage)
+        if outcome is not None:
+            found.update(stage_properties(stage, outcome.status.value, outcome.summary))
+    return found
+
+
 def release(ctx: RunContext) -> StageOutcome:
-    blocked = [
-        name
-        for name in RELEASE_GATES
-        if ctx.results.get(name)
-        and ctx.results[name].status is not Status.PASSED
-        and ctx.results[name].status is not Status.SKIPPED
-    ]
-    if blocked:
-        raise StageFailed(f"Release policy refuses: {', '.join(blocked)} did not pass.")
-    gates = ", ".join(
-        f"{name} {ctx.results[name].status}" for name in RELEASE_GATES if name in ctx.results
-    )
-    reason = f"run #{ctx.number}: {gates}"
-    ctx.store.update_build_info(
-        ctx.project, ctx.version, qa=ctx.results["qa"].summary if "qa" in ctx.results else {}
-    )
-    added = promote(
+    catalog = Catalog(ctx.store)
+    artifact = ctx.store.get_artifact(ctx.project, ctx.version)
+    qa = ctx.results.get("qa")
+    if qa is not None:
+        catalog.set_properties(
+            artifact, _qa_properties(qa.status.value, qa.summary), "release stage"
+        )
+        ctx.store.update_build_info(ctx.project, ctx.version, qa=qa.summary)
+    keys = KeyFile.resolve(ctx.state.signing_key)
+    result = promote(
         ctx.store,
         ctx.project,
         ctx.version,
         source=DEV_REPOSITORY,
         target=RELEASE_REPOSITORY,
-        reason=reason,
+        reason=f"run #{ctx.number}",
+        keys=keys,
     )
-    word = "promoted to" if added else "already in"
-    ctx.say("release", f"{ctx.project}:{ctx.version} {word} `{RELEASE_REPOSITORY}` ({reason})")
-    return StageOutcome.passed(f"{ctx.project}:{ctx.version} {word} {RELEASE_REPOSITORY}")
+    word = "promoted to" if result.promoted else "already in"
+    signed = f", signed by {result.signed_by}" if result.signed_by else ""
+    ctx.say(
+        "release",
+        f"{result.ref} {word} `{RELEASE_REPOSITORY}` ({result.decision.summary()}){signed}",
+    )
+    return StageOutcome.passed(
+        f"{result.ref} {word} {RELEASE_REPOSITORY}",
+        policy=result.decision.summary(),
+        signed_by=result.signed_by,
+    )
+
+
+def _qa_properties(status: str, summary: dict[str, Any]) -> dict[str, str]:
+    found = stage_properties("qa", status, summary)
+    quality = summary.get("quality")
+    if isinstance(quality, dict) and isinstance(quality.get("metrics"), dict):
+        found.update(flatten("qa", quality["metrics"]))  # the brief name: qa.accuracy
+    return found

@@ -1,0 +1,105 @@
+"""The publish and release stages with real adapters: properties, the policy, the signature."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.artifacts.catalog import Catalog
+from shipyard.config.loader import parse_config
+from shipyard.domain import Status
+from shipyard.errors import Conflict
+from shipyard.pipeline.context import Adapters, RunContext, StageOutcome
+from shipyard.pipeline.stages.repository import publish, release
+from shipyard.wiring import open_adapters
+
+from .conftest import Tree
+
+CONFIG = """\
+name: iris
+install: requirements.txt
+build:
+  train: python train.py
+model:
+  serve: m:Model
+"""
+SHA = "1a2b3c4d" * 5
+
+
+@pytest.fixture
+def adapters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Adapters]:
+    monkeypatch.delenv("SHIPYARD_SIGNING_KEY", raising=False)
+    opened = open_adapters(tmp_path / "state")
+    yield opened
+    opened.store.close()
+
+
+def context(
+    adapters: Adapters, tree: Tree, tmp_path: Path, results: dict[str, StageOutcome]
+) -> RunContext:
+    store = adapters.store
+    store.ensure_project("iris", "/repos/iris")
+    run = store.create_run("iris", SHA, "main")
+    ctx = RunContext(
+        adapters, "iris", run.number, SHA, "main", Path("/repos/iris"), parse_config(CONFIG, "t")
+    )
+    ctx.build_info = {
+        "name": "iris",
+        "version": ctx.version,
+        "run": run.number,
+        "git": {"sha": SHA},
+    }
+    ctx.artifact_path = tree.pack(tmp_path / "out", **ctx.build_info).path
+    for stage, outcome in results.items():
+        store.set_stage_status("iris", run.number, stage, outcome.status, summary=outcome.summary)
+    ctx.results = dict(results)
+    return ctx
+
+
+def test_publish_and_release_record_properties_and_sign(
+    adapters: Adapters, tree: Tree, tmp_path: Path
+) -> None:
+    results = {
+        "test": StageOutcome.passed("ok", passed=12, failed=0, failures=[]),
+        "analyze": StageOutcome.passed("ok", findings=0, allowed=1),
+    }
+    ctx = context(adapters, tree, tmp_path, results)
+    assert publish(ctx).status is Status.PASSED
+    qa = StageOutcome.passed("ok", quality={"metrics": {"accuracy": 0.93}, "passed": True})
+    adapters.store.set_stage_status("iris", ctx.number, "qa", Status.PASSED, summary=qa.summary)
+    ctx.results["qa"] = qa
+    outcome = release(ctx)
+    assert outcome.status is Status.PASSED
+    assert outcome.summary["signed_by"].startswith("ed25519:")
+    assert outcome.summary["policy"] == "run #1: test passed, analyze passed, qa passed"
+    artifact = adapters.store.get_artifact("iris", ctx.version)
+    props = Catalog(adapters.store).properties(artifact)
+    assert props["git.sha"] == SHA and props["build.run"] == "1" and props["git.ref"] == "main"
+    assert (props["test.status"], props["test.passed"], props["analyze.findings"]) == (
+        "passed",
+        "12",
+        "0",
+    )
+    assert (props["qa.status"], props["qa.accuracy"]) == ("passed", "0.93")
+    assert adapters.state.signing_key.stat().st_mode & 0o777 == 0o600
+    assert adapters.store.in_repository("release", "iris", ctx.version)
+
+
+def test_release_refuses_a_run_whose_qa_was_skipped(
+    adapters: Adapters, tree: Tree, tmp_path: Path
+) -> None:
+    results = {
+        "test": StageOutcome.passed("ok"),
+        "analyze": StageOutcome.passed("ok"),
+        "qa": StageOutcome.skipped("no `qa:` section in shipyard.yaml"),
+    }
+    ctx = context(adapters, tree, tmp_path, results)
+    publish(ctx)
+    with pytest.raises(
+        Conflict, match=r"The 'release' policy refuses iris:1-1a2b3c4: qa skipped"
+    ) as caught:
+        release(ctx)
+    assert "--allow-skipped qa" in (caught.value.hint or "")
+    assert not adapters.store.in_repository("release", "iris", ctx.version)
