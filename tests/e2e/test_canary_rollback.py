@@ -31,8 +31,11 @@ _predict = Model.predict
 
 
 def _faulty(self, records):
-    # A production-only bug: staging and QA pass, the canary must catch it.
-    if os.environ.get("SHIPYARD_ENVIRONMENT") == "production" and random.random() < 0.3:
+    # A production-only bug that shows under traffic: staging and QA pass, the warm-up
+    # prediction passes, and the canary must catch it.
+    self._calls = getattr(self, "_calls", 0) + 1
+    production = os.environ.get("SHIPYARD_ENVIRONMENT") == "production"
+    if production and self._calls > 1 and random.random() < 0.3:
         raise RuntimeError("injected fault")
     return _predict(self, records)
 

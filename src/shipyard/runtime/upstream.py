@@ -5,9 +5,11 @@ ever sends a buffered request to a loopback server it knows and reads a buffered
 this one writes the request in one call and parses the answer with httptools (the C parser
 uvicorn uses). Connections are kept per backend URL and reused.
 
-Errors are :class:`UpstreamError`; ``retryable`` is true when the backend cannot have seen the
-request (the connection was refused, or a reused idle connection was closed by the server
-before any byte of an answer came back), so it is safe to send it again elsewhere.
+Errors are :class:`UpstreamError`; ``retryable`` is true when no byte of an answer came back:
+the connection was refused, a reused idle connection was closed, or the server died before
+answering. Predictions are treated as idempotent, so such a request is sent again (to a
+fresh connection, or by the gateway to another version) rather than failed: a model server
+killed mid-request must not cost the client its answer.
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self.received:
-            # Nothing of an answer arrived: the server closed an idle connection (or died)
-            # before reading the request, so sending it again cannot do it twice.
-            self._fail(UpstreamError("the connection was closed", retryable=self.exchanges > 0))
+            # Nothing of an answer arrived: the server closed an idle connection or died
+            # before answering; the request may be sent again (see the module docstring).
+            self._fail(UpstreamError("the connection was closed", retryable=True))
         else:
             self._fail(UpstreamError("the connection was closed mid-answer", retryable=False))
 
