@@ -14,7 +14,12 @@ these at the adapter that meets them.
     ├── StageFailed            a stage's own check failed (tests, gates, health check)
     │   └── StageTimeout       a stage ran past its timeout
     ├── Cancelled              the run was cancelled by a user
-    └── RuntimeFailure         a deployment could not be started or reached
+    ├── RuntimeFailure         a deployment could not be started or reached
+    │
+    │   defined beside the adapter that raises them:
+    ├── BlobError              a blob is missing or its bytes do not match (artifacts/interface.py)
+    │   └── SignatureError     a release artifact's signature is missing or does not verify
+    └── OsvUnavailable         OSV's API could not be reached (analysis/vulndb.py; caught there)
 """
 
 from __future__ import annotations
