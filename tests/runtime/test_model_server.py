@@ -19,8 +19,9 @@ import pytest
 
 from shipyard.errors import RuntimeFailure
 from shipyard.pipeline.context import free_port
+from shipyard.processes import is_zombie
 from shipyard.runtime.interface import VERSION_HEADER, RunningServer
-from shipyard.runtime.local import MODEL_SERVER, LocalRuntime, is_zombie
+from shipyard.runtime.local import MODEL_SERVER, LocalRuntime
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SETOSA = [5.1, 3.5, 1.4, 0.2]

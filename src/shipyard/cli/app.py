@@ -154,7 +154,7 @@ def cancel(
     state: StateOption = None,
 ) -> None:
     """Cancel a run: its running command and all its children are stopped."""
-    from shipyard.pipeline.engine import pid_alive
+    from shipyard.processes import pid_alive
 
     a = adapters(state)
     name = pick_project(a, project)

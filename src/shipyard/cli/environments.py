@@ -39,15 +39,10 @@ def deploy(
             f"{name}:{version} is not in `release`.",
             hint=f"Promote it first: shipyard promote {name}:{version}",
         )
-    before = deployments.running(a, name, env)
-    new = deployments.start(a, name, env, version, "stable", console.print)
     _, config = deployments.unpack(a, name, env, version)
-    url = new.endpoint or ""
-    if deployments.gateway_port(env, deployments.environment(config, env)):
-        url = deployments.route(
-            a, config, env, [(new, 100), *((d, 0) for d in before)], f"deploy-{version}"
-        )
-    deployments.keep_one_standby(a, before)
+    url, standby = deployments.go_live(a, config, env, version, f"deploy-{version}", console.print)
+    if standby:
+        console.print(f"{standby} kept ready for `shipyard rollback --env {env}`")
     console.print(f"{name}:{version} serves all traffic in {env} at {url}")
 
 

@@ -165,15 +165,24 @@ def route(
 def go_live(
     adapters: Adapters, config: ProjectConfig, name: str, version: str, window: str, say: Say
 ) -> tuple[str, str | None]:
-    """All traffic to ``version``; the version that was stable stays ready as ``standby``.
+    """All traffic to ``version`` (started here unless it already runs).
 
-    Returns the gateway URL and the standby's version.
+    Behind a gateway, the version that was stable stays ready as ``standby`` for an instant
+    `shipyard rollback`; without one (clients call the server directly) the versions it
+    replaces stop. Used by staging, live and `shipyard deploy`. Returns the endpoint and
+    the standby's version.
     """
     deployments = running(adapters, config.name, name)
     new = next((d for d in deployments if d.version == version), None)
     if new is None:
         new = start(adapters, config.name, name, version, "stable", say)
     others = [d for d in deployments if d.id != new.id]
+    if gateway_port(name, environment(config, name)) is None:
+        new.role, new.weight = "stable", 100
+        adapters.store.save_deployment(new, "live")
+        for old in others:
+            stop(adapters, old)
+        return new.endpoint or "", None
     url = route(adapters, config, name, [(new, 100), *((d, 0) for d in others)], window)
     new.role = "stable"
     adapters.store.save_deployment(new, "live")

@@ -22,6 +22,7 @@ from shipyard.errors import Cancelled, ConfigError, ShipyardError
 from shipyard.git import repository_root, resolve_commit, show_file
 from shipyard.pipeline.context import Adapters, NullReporter, Reporter, RunContext, StageOutcome
 from shipyard.pipeline.stages import STAGE_FUNCTIONS
+from shipyard.processes import pid_alive
 from shipyard.store.models import Run
 
 CONFIG_FILE = "shipyard.yaml"
@@ -153,16 +154,6 @@ class Pipeline:
             # The workspace is scratch space; a leftover is removed by the next run.
             with suppress(ShipyardError):
                 self.adapters.executor.release_workspace(ctx.repository, ctx.workspace)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _try(lock: FileLock) -> bool:

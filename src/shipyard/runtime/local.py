@@ -30,6 +30,7 @@ import httpx
 from filelock import FileLock
 
 from shipyard.errors import InvalidInput, RuntimeFailure
+from shipyard.processes import pid_alive
 from shipyard.runtime.interface import Backend, RunningServer, Runtime, ServerSpec, VersionStats
 from shipyard.runtime.routes import RouteTable, Shadow
 
@@ -112,13 +113,7 @@ class LocalRuntime(Runtime):
         child = self._children.get(pid)
         if child is not None:
             return child.poll() is None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # it exists, it is just not ours
-        return not is_zombie(pid)
+        return pid_alive(pid)
 
     def _reap(self, pid: int, *, timeout: float) -> None:
         child = self._children.get(pid)
@@ -363,14 +358,6 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
     except PermissionError:
         pass
-
-
-def is_zombie(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def is_gateway(pid: int, environment_dir: Path) -> bool:
