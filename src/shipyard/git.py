@@ -52,11 +52,3 @@ def show_file(repository: Path, sha: str, path: str) -> str | None:
         return _git(repository, "show", f"{sha}:{path}")
     except GitError:
         return None
-
-
-def current_branch(repository: Path) -> str | None:
-    try:
-        name = _git(repository, "rev-parse", "--abbrev-ref", "HEAD").strip()
-    except GitError:
-        return None
-    return None if name == "HEAD" else name

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from shipyard.canary.records import find_rollout
 from shipyard.domain import STAGES, Status
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import Store
@@ -356,7 +357,8 @@ def test_deployments_filter_running_only_environment_and_project(store: Store) -
 
 
 def test_a_rollout_round_trips(store: Store) -> None:
-    assert store.latest_rollout("iris", "production") is None
+    with pytest.raises(NotFound, match="no rollout"):
+        find_rollout(store, "iris", "production")
     saved = store.save_rollout(
         Rollout(
             project="iris",
@@ -370,8 +372,7 @@ def test_a_rollout_round_trips(store: Store) -> None:
     saved.step_index, saved.weight = 1, 50
     saved.verdicts = [{"step": 10, "passed": True}]
     store.save_rollout(saved, "stepped", step=10)
-    got = store.latest_rollout("iris", "production")
-    assert got is not None
+    got = find_rollout(store, "iris", "production")
     assert (got.id, got.steps, got.step_index, got.weight, got.status) == (
         saved.id,
         [10, 50, 100],
@@ -384,9 +385,10 @@ def test_a_rollout_round_trips(store: Store) -> None:
     newer = store.save_rollout(
         Rollout(project="iris", environment="production", canary_version="3"), "started"
     )
-    latest = store.latest_rollout("iris", "production")
-    assert latest is not None and latest.id == newer.id
-    assert store.latest_rollout("iris", "staging") is None
+    assert find_rollout(store, "iris", "production").id == newer.id
+    assert find_rollout(store, "iris", "production", saved.id).id == saved.id
+    with pytest.raises(NotFound):
+        find_rollout(store, "iris", "staging")
     stepped = store.events("iris/production/2")[0]
     assert (stepped.action, stepped.detail) == (
         "rollout.stepped",

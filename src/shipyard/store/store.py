@@ -450,13 +450,6 @@ class Store:
             )
             return merged
 
-    def latest_rollout(self, project: str, environment: str) -> Rollout | None:
-        with self.session() as s:
-            query = select(Rollout).where(
-                Rollout.project == project, Rollout.environment == environment
-            )
-            return s.scalars(query.order_by(Rollout.id.desc()).limit(1)).first()
-
     def events(self, subject_prefix: str | None = None, limit: int = 100) -> Sequence[Event]:
         with self.session() as s:
             query = select(Event).order_by(Event.id.desc()).limit(limit)
