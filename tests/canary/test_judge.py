@@ -123,6 +123,28 @@ def test_predictions_collapsed_to_one_class_fail() -> None:
     assert drift.value is not None and drift.value > 1.0
 
 
+def test_a_class_shift_on_a_few_dozen_predictions_is_noise_but_on_hundreds_fails() -> None:
+    # PSI 0.28 over 27 and 30 predictions: chi-square p = 0.15.
+    few_stable = {"setosa": 12, "versicolor": 9, "virginica": 6}
+    few_canary = {"setosa": 7, "versicolor": 10, "virginica": 13}
+    small = judge_canary(
+        stats(requests=27, predictions=few_stable, seed=1),
+        stats(requests=30, predictions=few_canary, seed=2),
+        ANALYSIS,
+    )
+    drift = small.checks[2]
+    assert drift.value is not None and drift.value > 0.2  # the effect is there...
+    assert drift.outcome == "pass" and "not significant" in drift.detail  # ...the evidence is not
+    many_stable = {k: v * 20 for k, v in few_stable.items()}
+    many_canary = {k: v * 20 for k, v in few_canary.items()}
+    large = judge_canary(
+        stats(requests=540, predictions=many_stable, seed=1),
+        stats(requests=600, predictions=many_canary, seed=2),
+        ANALYSIS,
+    )
+    assert large.checks[2].outcome == "fail"
+
+
 def test_no_predictions_skip_the_drift_check() -> None:
     verdict = judge_canary(stats(seed=1), stats(predictions={}, seed=2), ANALYSIS)
     drift = verdict.checks[2]

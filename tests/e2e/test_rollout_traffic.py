@@ -82,7 +82,10 @@ CANARY = """canary:
   analysis:
     error_rate: {max: 0.02}
     latency: {max_increase: 1.0}
-    prediction_drift: {psi_max: 0.5}
+    # Stable and canary are genuinely different models (C=1.0 and C=0.5) that disagree on
+    # borderline flowers; a window of a few dozen requests has shown PSI 0.66 between them.
+    # A collapse to one class measures PSI ~6.
+    prediction_drift: {psi_max: 1.0}
     min_requests: 20
   rollback_window: 1h
 """

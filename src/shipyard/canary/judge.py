@@ -11,8 +11,11 @@ requests must not roll back a good model, and a small sample must never pass a b
   Mann-Whitney U test with p < 0.05. Without a stable baseline the check is inconclusive but
   does not block: the error-rate maximum still guards the canary.
 - ``prediction_drift``: the population stability index of the predicted values (see
-  :func:`population_stability_index`) above ``psi_max`` fails: over the classes for a
-  classifier, over the deciles of stable's values for numeric outputs (:func:`binned_psi`).
+  :func:`population_stability_index`) above ``psi_max`` *and* a significant difference
+  fails: over the classes for a classifier (chi-square test of the two class counts), over
+  the deciles of stable's values for numeric outputs (:func:`binned_psi`; significance from
+  the KS test). PSI alone swings widely on a few dozen predictions: two close models can
+  show PSI 0.6 on 30 requests each.
 - ``prediction_ks`` (numeric outputs only): the two-sample Kolmogorov-Smirnov distance above
   ``ks_max`` *and* significant (p < 0.05) fails.
 
@@ -234,24 +237,43 @@ def _drift_checks(
     numbers = numeric_predictions(stable.predictions, canary.predictions)
     if numbers is None:
         psi = population_stability_index(stable.predictions, canary.predictions)
-        return (_psi_check(psi, limit, stable, canary, "classes"),)
+        p_value = _classes_differ(stable.predictions, canary.predictions)
+        return (_psi_check(psi, p_value, limit, stable, canary, "classes"),)
     stable_values, canary_values = numbers
     psi = binned_psi(stable_values, canary_values)
     ks_limit = analysis.prediction_drift.get("ks_max", DEFAULT_KS_MAX)
-    return (
-        _psi_check(psi, limit, stable, canary, f"{NUMERIC_BINS} bins of stable's values"),
-        _ks_check(stable_values, canary_values, ks_limit),
-    )
+    ks = _ks_check(stable_values, canary_values, ks_limit)
+    ks_p = _finite_p(stats.ks_2samp(canary_values, stable_values).pvalue)
+    over = f"{NUMERIC_BINS} bins of stable's values"
+    return (_psi_check(psi, ks_p, limit, stable, canary, over), ks)
+
+
+def _classes_differ(stable: Mapping[str, int], canary: Mapping[str, int]) -> float:
+    """p-value of a chi-square test that both sides predict classes in the same proportions."""
+    classes = sorted(set(stable) | set(canary))
+    if len(classes) < 2:
+        return 1.0
+    table = [[stable.get(c, 0) for c in classes], [canary.get(c, 0) for c in classes]]
+    return _finite_p(stats.chi2_contingency(table).pvalue)
 
 
 def _psi_check(
-    psi: float, limit: float, stable: VersionStats, canary: VersionStats, over: str
+    psi: float,
+    p_value: float,
+    limit: float,
+    stable: VersionStats,
+    canary: VersionStats,
+    over: str,
 ) -> Check:
     sizes = f"{_count(canary.predictions)} canary vs {_count(stable.predictions)} stable"
-    outcome: Outcome = "fail" if psi > limit else "pass"
+    failed = psi > limit and p_value < SIGNIFICANCE
     relation = ">" if psi > limit else "<="
-    detail = f"PSI {psi:.3f} {relation} max {limit:.3f} over {over} ({sizes} predictions)"
-    return Check("prediction_drift", outcome, psi, limit, detail)
+    noise = "" if failed or psi <= limit else ", not significant"
+    detail = (
+        f"PSI {psi:.3f} {relation} max {limit:.3f} over {over} "
+        f"(p={p_value:.2g}{noise}; {sizes} predictions)"
+    )
+    return Check("prediction_drift", "fail" if failed else "pass", psi, limit, detail)
 
 
 def _ks_check(stable: FloatArray, canary: FloatArray, limit: float) -> Check:
