@@ -20,7 +20,7 @@ class Status(StrEnum):
         return self not in (Status.QUEUED, Status.RUNNING, Status.WAITING)
 
 
-# The fixed order of DESIGN.md section 1 (the trigger is the run itself).
+# The fixed order of ARCHITECTURE.md 3 (the trigger is the run itself).
 STAGES: tuple[str, ...] = (
     "build",
     "test",

@@ -1,4 +1,4 @@
-"""Builds the adapters for a state directory: the embedded defaults (DESIGN.md section 4)."""
+"""Builds the adapters for a state directory: the embedded defaults (ARCHITECTURE.md 1)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class StageOutcome:
 
 @dataclass(frozen=True)
 class Adapters:
-    """The backends a run works with (DESIGN.md section 4)."""
+    """The backends a run works with (ARCHITECTURE.md 1)."""
 
     state: StateDir
     store: Store
@@ -136,7 +136,7 @@ class RunContext:
         self.reporter.line(stage, line)
 
     def shipyard_env(self, stage: str, **extra: str) -> dict[str, str]:
-        """The SHIPYARD_* variables of DESIGN.md 3.1 for one command."""
+        """The SHIPYARD_* variables (README.md, "The stages") for one command."""
         variables = {
             "SHIPYARD_RUN": str(self.number),
             "SHIPYARD_COMMIT": self.sha,

@@ -1,4 +1,4 @@
-"""The metadata store's tables (DESIGN.md section 2). Alembic migrations create them."""
+"""The metadata store's tables (ARCHITECTURE.md 2). Alembic migrations create them."""
 
 from __future__ import annotations
 

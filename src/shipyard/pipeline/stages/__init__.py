@@ -1,4 +1,4 @@
-"""The pipeline's stages, one function each, in DESIGN.md order."""
+"""The pipeline's stages, one function each, in the order of ARCHITECTURE.md 3."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ASGI app of one worker: routes, readiness, and the wrappers around them.
 
-Routes (DESIGN.md 3.4)::
+Routes (README.md, "Serving")::
 
     GET  /v2/health/live          GET  /v2/health/ready        GET /v2/models/{name}
     POST /v2/models/{name}/infer  POST /invocations            GET /ping
