@@ -94,6 +94,11 @@ class StateDir:
     def deployment_dir(self, project: str, environment: str, version: str) -> Path:
         return self.environment_dir(project, environment) / "deployments" / version
 
+    def deployment_dirs(self) -> list[Path]:
+        """Every unpacked deployment, of every project and environment."""
+        pattern = "environments/*/*/deployments/*"
+        return sorted(p for p in self.root.glob(pattern) if p.is_dir() and not p.is_symlink())
+
     def ensure(self) -> StateDir:
         for path in (self.root, self.blobs, self.envs, self.locks, self.env_locks):
             path.mkdir(parents=True, exist_ok=True)
