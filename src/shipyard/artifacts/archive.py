@@ -182,7 +182,7 @@ def pack(
             writer = _write_archive(raw, build_info, _members(model_dir, code_dir, lock_file))
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(temp, 0o644)
+        os.chmod(temp, 0o600)  # it sits in the private state until the blob store takes it
         final = out_dir / f"{writer.hasher.hexdigest()}.tar.gz"
         os.replace(temp, final)
         fsync_dir(out_dir)
