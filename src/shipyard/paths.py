@@ -6,17 +6,25 @@ state: they are keyed by the hash of lock + Python version, so one machine-wide 
 ``~/.cache/shipyard``, or ``$SHIPYARD_CACHE``) lets every state directory reuse them, as uv's
 own cache does for packages. Every path is derived here so that no other module invents its
 own layout.
+
+The state is private: the directory and its folders are 0700, its files 0600 (0700 where the
+owner must execute them), set explicitly rather than left to the umask. :func:`private_dir` and
+:func:`private_file` are how state folders and files are created; a state directory left open
+by an older Shipyard is tightened the first time it is opened.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 STATE_ENV_VAR = "SHIPYARD_STATE"
 CACHE_ENV_VAR = "SHIPYARD_CACHE"
 DEFAULT_STATE_DIR = ".shipyard"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 def resolve_state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -94,7 +102,50 @@ class StateDir:
     def deployment_dir(self, project: str, environment: str, version: str) -> Path:
         return self.environment_dir(project, environment) / "deployments" / version
 
+    def deployment_dirs(self) -> list[Path]:
+        """Every unpacked deployment, of every project and environment."""
+        pattern = "environments/*/*/deployments/*"
+        return sorted(p for p in self.root.glob(pattern) if p.is_dir() and not p.is_symlink())
+
     def ensure(self) -> StateDir:
+        """Create the layout, private; tighten a state directory that others could read."""
+        opened_up = self.root.is_dir() and self.root.stat().st_mode & 0o077
         for path in (self.root, self.blobs, self.envs, self.locks, self.env_locks):
-            path.mkdir(parents=True, exist_ok=True)
+            private_dir(path)
+        if opened_up:
+            tighten(self.root)
+        # SQLite gives the -wal and -shm files the database file's mode, so this covers all three.
+        private_file(self.database)
         return self
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder; the folders this creates are 0700 whatever the umask."""
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, PRIVATE_DIR)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """``path``, created empty with mode 0600 (and private folders) unless it exists."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+    except FileExistsError:
+        return path
+    os.fchmod(fd, PRIVATE_FILE)  # the umask may have taken bits off, never added any
+    os.close(fd)
+    return path
+
+
+def tighten(root: Path) -> None:
+    """Take group and other permissions off ``root`` and everything in it (links untouched)."""
+    os.chmod(root, PRIVATE_DIR)
+    for folder, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(folder, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+                os.chmod(path, stat.S_IMODE(mode) & 0o700)

@@ -177,3 +177,43 @@ def test_exclude_and_a_tree_outside_git(repo: Path, tmp_path: Path) -> None:
     assert tracked_files(plain) == [".env"]
     found = SecretScanner(SecretsConfig()).scan(Target(plain)).findings
     assert [(f.id, f.file) for f in found] == [("secret-github-token", ".env")]
+
+
+DB_PASSWORD = "s3cr3t" + "Pa55"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("config/prod.yaml", f"url: postgresql://app:{DB_PASSWORD}@db.internal/app\n"),
+        (".env", f"DATABASE_URL=mysql://root:{DB_PASSWORD}@localhost:3306/shop\n"),
+        ("app/db.py", f'ENGINE = "postgresql+psycopg://app:{DB_PASSWORD}@db:5432/app"\n'),
+        ("shipyard.yaml", f"    database: postgres://u:{DB_PASSWORD}@10.0.0.5/x?sslmode=require\n"),
+        ("README.md", f"mongodb+srv://reader:{DB_PASSWORD}@cluster0.example.net/ml\n"),
+    ],
+)
+def test_a_password_inside_a_database_url_is_found_in_any_file(name: str, text: str) -> None:
+    [finding] = scan_text(name, text)
+    assert finding.id == "secret-database-url"
+    assert finding.title == "password in a database URL s3cr****"
+    assert "environment variable such as SHIPYARD_DATABASE_URL" in finding.fix
+    assert DB_PASSWORD not in json.dumps(finding.to_dict())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "url: postgresql://app:${DB_PASSWORD}@db/app\n",
+        "url: postgresql://app:{password}@db/app\n",
+        "url: postgresql+psycopg://app:<password>@db/app\n",
+        "url: mysql://root:****@db/shop\n",
+        "url: mysql://root:@db/shop\n",  # empty
+        "url: postgresql://app@db/app\n",  # no password at all
+        "url: postgresql://db.internal:5432/app\n",  # a port, not a password
+        "url: postgresql://app:%(password)s@db/app\n",
+        "url: sqlite:///{state}/app.db\n",
+        "url: https://user:token@example.com/\n",  # not a database URL: not this rule's
+    ],
+)
+def test_a_database_url_without_a_real_password_is_not_a_finding(text: str) -> None:
+    assert "secret-database-url" not in ids(text)

@@ -16,6 +16,7 @@ import pytest
 from shipyard.artifacts import digest_of, read_build_info, unpack
 from shipyard.errors import InvalidInput
 
+from . import hostile
 from .conftest import Tree
 
 
@@ -181,3 +182,49 @@ def test_an_archive_without_build_info_or_model_is_refused(tmp_path: Path) -> No
     check_refused(bad_json, tmp_path / "dest", "build-info.json is not valid JSON")
     a_list = hand_made(tmp_path / "d.tar.gz", {**GOOD, "build-info.json": b"[1]"})
     check_refused(a_list, tmp_path / "dest", "must be a JSON object")
+
+
+@pytest.mark.parametrize("case", list(hostile.cases(Path("/tmp/outside"))))
+def test_unpack_refuses_every_way_out_and_creates_nothing_outside(
+    tmp_path: Path, case: str
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "work").mkdir(parents=True)
+    (outside / "outside.txt").write_text("a file a hard link may not reach")
+    archive = hostile.build(tmp_path / "evil.tar.gz", hostile.cases(outside)[case])
+    before = hostile.snapshot(tmp_path)
+    with pytest.raises(InvalidInput, match="it holds an unsafe member '") as caught:
+        unpack(archive, outside / "work" / "dest")
+    assert str(archive) in caught.value.message
+    assert hostile.snapshot(tmp_path) == before  # no dest, no temp tree, nothing escaped
+
+
+def test_a_worktree_git_file_is_not_packed(tree: Tree, tmp_path: Path) -> None:
+    for path in sorted((tree.code / ".git").rglob("*"), reverse=True):
+        path.unlink()
+    (tree.code / ".git").rmdir()
+    (tree.code / ".git").write_text("gitdir: /home/me/repo/.git/worktrees/feature\n")
+    (tree.code / "iris_model" / ".git").write_text("gitdir: ../.git/modules/sub\n")
+    with tarfile.open(tree.pack(tmp_path / "out").path) as tar:
+        names = tar.getnames()
+    assert "code/iris_model/serve.py" in names
+    assert [name for name in names if name.rsplit("/", 1)[-1] == ".git"] == []
+
+
+def test_unpacked_files_are_private_whatever_the_umask(tree: Tree, tmp_path: Path) -> None:
+    packed = tree.pack(tmp_path / "out")
+    previous = os.umask(0)
+    try:
+        unpack(packed.path, tmp_path / "dest")
+    finally:
+        os.umask(previous)
+    modes = {
+        path.relative_to(tmp_path / "dest").as_posix(): stat.S_IMODE(path.lstat().st_mode)
+        for path in (tmp_path / "dest").rglob("*")
+        if not path.is_symlink()
+    }
+    assert stat.S_IMODE((tmp_path / "dest").stat().st_mode) == 0o700
+    assert modes["code/scripts/train.sh"] == 0o700  # the owner keeps the exec bit
+    assert modes["model/model.skops"] == modes["build-info.json"] == 0o600
+    assert modes["model/weights"] == modes["code"] == 0o700
+    assert set(modes.values()) == {0o600, 0o700}

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import pytest
 from typer.testing import CliRunner, Result
 
-from shipyard.artifacts import KeyFile, LocalBlobStore
+from shipyard.artifacts import KeyFile, LocalBlobStore, materialize
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.fsck import fsck
 from shipyard.artifacts.transfer import pull
@@ -191,6 +191,23 @@ def test_retention_gc_dry_run_and_fsck_exit_codes(
     broken = cli("artifacts", "fsck", "--json", "--state", state)
     assert broken.exit_code == 1
     assert [p["kind"] for p in json.loads(broken.stdout)["problems"]] == ["corrupt"]
+
+
+def test_fsck_names_a_deployed_file_that_changed(
+    cli: Cli, tree: Tree, tmp_path: Path, state: Path, home: tuple[Store, LocalBlobStore]
+) -> None:
+    store, blobs = home
+    artifact = publish_run(tree, tmp_path / "out", store, blobs, PASSING)
+    dest = StateDir(state).deployment_dir("iris", "production", artifact.version)
+    keys = KeyFile(StateDir(state).signing_key, create=True)
+    materialize(store, blobs, "iris", artifact.version, dest, keys=keys)
+    assert cli("artifacts", "fsck", "--state", state).exit_code == 0
+    (dest / "model" / "model.skops").write_bytes(b"swapped weights")
+    broken = cli("artifacts", "fsck", "--state", state)
+    assert broken.exit_code == 1
+    assert "model/model.skops was changed" in squeeze(broken.stdout)
+    problems = json.loads(cli("artifacts", "fsck", "--json", "--state", state).stdout)["problems"]
+    assert [(p["kind"], p["subject"]) for p in problems] == [("modified", str(dest))]
 
 
 def test_pull_and_push_through_the_cli(

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from shipyard.artifacts import KeyFile, LocalBlobStore, promote
+from shipyard.artifacts import KeyFile, LocalBlobStore, materialize, promote
 from shipyard.artifacts.fsck import fsck
+from shipyard.paths import StateDir
 from shipyard.store.models import Artifact, Signature, utcnow
 from shipyard.store.store import Store
 
@@ -56,3 +57,23 @@ def test_every_kind_of_damage_is_reported(
     assert f"used by iris:{corrupt.version}" in details["corrupt"]
     assert "does not verify" in details["signature"]
     assert not report.ok and len(report.unused) == 2  # the stray blob and the deleted one's
+
+
+def test_a_modified_deployment_tree_is_reported_with_its_files(
+    tree: Tree, tmp_path: Path, store: Store, blobs: LocalBlobStore, keys: KeyFile
+) -> None:
+    artifact = publish_run(tree, tmp_path / "out", store, blobs, PASSING)
+    state = StateDir(tmp_path / "state")
+    for environment in ("staging", "production"):
+        dest = state.deployment_dir("iris", environment, artifact.version)
+        materialize(store, blobs, "iris", artifact.version, dest, keys=keys)
+    assert fsck(store, blobs, keys=keys, trees=state.deployment_dirs()).ok
+    production = state.deployment_dir("iris", "production", artifact.version)
+    (production / "code" / "iris_model" / "serve.py").write_text("import os; os.system('id')\n")
+    (production / "model" / "extra.pkl").write_bytes(b"added later")
+    report = fsck(store, blobs, keys=keys, trees=state.deployment_dirs())
+    assert [(p.kind, p.subject) for p in report.problems] == [("modified", str(production))]
+    detail = report.problems[0].detail
+    assert "code/iris_model/serve.py was changed" in detail
+    assert "model/extra.pkl was added" in detail
+    assert not report.ok

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,9 @@ from shipyard.artifacts import (
     BlobError,
     KeyFile,
     LocalBlobStore,
+    PackedArtifact,
     SignatureError,
+    digest_of,
     materialize,
     promote,
     publish,
@@ -27,6 +32,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.store.models import Artifact, Signature
 from shipyard.store.store import Store
 
+from . import hostile
 from .conftest import PASSING, Tree, publish_run
 
 BAD_NAMES = [
@@ -248,13 +254,84 @@ def test_materialize_unpacks_and_reuses_a_complete_tree(
     assert (dest / "model" / "model.skops").read_bytes() == (
         tree.model / "model.skops"
     ).read_bytes()
-    (dest / "model" / "sentinel").write_text("kept when the tree is reused")
+    unpacked = dest.stat().st_ino
+    cache = dest / "code" / "iris_model" / "__pycache__"
+    cache.mkdir()
+    (cache / "serve.cpython-311.pyc").write_bytes(b"bytecode nobody verified")
     assert materialize(store, blobs, "iris", "1.0.0", dest, keys=keys) == info
-    assert (dest / "model" / "sentinel").exists()
+    assert dest.stat().st_ino == unpacked  # reused, not unpacked again
+    assert not cache.exists()  # bytecode caches are deleted before a reuse, never trusted
     published(tree, tmp_path, store, blobs, version="2.0.0")
     assert materialize(store, blobs, "iris", "2.0.0", dest, keys=keys)["version"] == "2.0.0"
-    assert not (dest / "model" / "sentinel").exists()  # another digest: replaced as a whole
+    assert dest.stat().st_ino != unpacked  # another digest: replaced as a whole
     assert [p.name for p in dest.parent.iterdir()] == ["1.0.0"]  # no temp folders left
+
+
+def poison_the_model(tree: Path) -> None:
+    (tree / "model" / "model.skops").write_bytes(b"poisoned")
+
+
+def add_code(tree: Path) -> None:
+    (tree / "code" / "iris_model" / "evil.py").write_text("import os\n")
+
+
+def remove_the_lock(tree: Path) -> None:
+    (tree / "lock" / "requirements.lock").unlink()
+
+
+def redirect_a_link(tree: Path) -> None:
+    (tree / "code" / "serve_link.py").unlink()
+    os.symlink("../model/model.skops", tree / "code" / "serve_link.py")
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (poison_the_model, "model/model.skops was changed"),
+        (add_code, "code/iris_model/evil.py was added"),
+        (remove_the_lock, "lock/requirements.lock was removed"),
+        (redirect_a_link, "code/serve_link.py was changed"),
+    ],
+)
+def test_a_changed_deployment_tree_is_unpacked_again_from_the_blob(
+    tree: Tree,
+    tmp_path: Path,
+    store: Store,
+    blobs: LocalBlobStore,
+    keys: KeyFile,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[Path], None],
+    said: str,
+) -> None:
+    published(tree, tmp_path, store, blobs)
+    dest = tmp_path / "deploy" / "1.0.0"
+    materialize(store, blobs, "iris", "1.0.0", dest, keys=keys)
+    original = {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    damage(dest)
+    with caplog.at_level(logging.WARNING, logger="shipyard.artifacts.repository"):
+        materialize(store, blobs, "iris", "1.0.0", dest, keys=keys)
+    assert said in caplog.text and "unpacking iris:1.0.0 again" in caplog.text
+    assert {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()} == original
+    assert os.readlink(dest / "code" / "serve_link.py") == "iris_model/serve.py"
+    assert [p.name for p in dest.parent.iterdir()] == ["1.0.0"]
+
+
+@pytest.mark.parametrize("case", list(hostile.cases(Path("/tmp/outside"))))
+def test_materialize_refuses_a_hostile_blob_and_leaves_no_tree(
+    tmp_path: Path, store: Store, blobs: LocalBlobStore, keys: KeyFile, case: str
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "deployments").mkdir(parents=True)
+    (outside / "outside.txt").write_text("a file a hard link may not reach")
+    evil = hostile.build(tmp_path / "evil.tar.gz", hostile.cases(outside)[case])
+    found = digest_of(evil)
+    packed = PackedArtifact(evil, found.digest, found.size)
+    publish(store, blobs, packed, {"name": "iris", "version": "6.6.6"}, run_id=None)
+    before = hostile.snapshot(outside)
+    dest = outside / "deployments" / "6.6.6"
+    with pytest.raises(InvalidInput, match="it holds an unsafe member '"):
+        materialize(store, blobs, "iris", "6.6.6", dest, keys=keys)
+    assert hostile.snapshot(outside) == before  # no dest, no .6.6.6.* temp tree, no escape
 
 
 def test_materialize_verifies_the_digest(

@@ -14,6 +14,7 @@ import pytest
 from shipyard.artifacts.scan import ArchiveScan
 from shipyard.errors import InvalidInput
 
+from . import hostile
 from .conftest import Tree
 from .test_archive import GOOD, hand_made
 
@@ -69,7 +70,7 @@ def test_hostile_members_are_refused(tmp_path: Path) -> None:
     cases = {
         "traversal": ({**GOOD, "model/../../escaped.txt": b"x"}, None, "unsafe member"),
         "absolute": ({**GOOD, "/tmp/abs.txt": b"x"}, None, "unsafe member"),
-        "link": (GOOD, {"model/up": "../../.."}, "leaving the archive"),
+        "link": (GOOD, {"model/up": "../../.."}, "which leaves the archive"),
         "first": ({"model/m.bin": b"1", **GOOD}, None, "its first member is 'model/m.bin'"),
         "no model": ({"build-info.json": b"{}", "code/x.py": b""}, None, "no model/ folder"),
         "not json": ({**GOOD, "build-info.json": b"{oops"}, None, "not valid JSON"),
@@ -98,3 +99,10 @@ def test_long_names_through_pax_headers_are_followed(tmp_path: Path) -> None:
     assert scan(data)["name"] == "x"
     evil = hand_made(tmp_path / "evil.tar.gz", {**GOOD, "model/" + "../" * 60 + "x": b"w"})
     refused(evil.read_bytes(), "unsafe member")
+
+
+@pytest.mark.parametrize("case", list(hostile.cases(Path("/tmp/outside"))))
+def test_every_way_out_of_the_tree_is_refused_naming_the_member(tmp_path: Path, case: str) -> None:
+    entries = hostile.cases(tmp_path / "outside")[case]
+    data = hostile.build(tmp_path / "evil.tar.gz", entries).read_bytes()
+    refused(data, "it holds an unsafe member '")

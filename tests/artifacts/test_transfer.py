@@ -16,6 +16,7 @@ from shipyard.errors import Conflict, InvalidInput
 from shipyard.store.models import Artifact
 from shipyard.store.store import Store
 
+from . import hostile
 from .conftest import PASSING, Tree, publish_run
 
 
@@ -197,5 +198,18 @@ def test_a_pushed_archive_with_a_bad_name_or_version_is_refused(
     packed = tree.pack(tmp_path / "out", name=name, version=version)
     with pytest.raises(InvalidInput, match=error):
         push(store, blobs, packed.path)
+    assert store.list_artifacts() == []
+    assert [p for p in (blobs.root / "sha256").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("case", list(hostile.cases(Path("/tmp/outside"))))
+def test_push_refuses_every_way_out_of_the_tree_naming_the_member(
+    tmp_path: Path, store: Store, blobs: LocalBlobStore, case: str
+) -> None:
+    evil = hostile.build(tmp_path / "evil.tar.gz", hostile.cases(tmp_path / "outside")[case])
+    with pytest.raises(
+        InvalidInput, match=f"{evil} is not a Shipyard artifact: it holds an unsafe member '"
+    ):
+        push(store, blobs, evil)
     assert store.list_artifacts() == []
     assert [p for p in (blobs.root / "sha256").rglob("*") if p.is_file()] == []

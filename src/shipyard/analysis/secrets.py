@@ -5,7 +5,9 @@ leaked, and build output or an untracked ``.env`` beside it is not. A tree outsi
 walked whole, less virtualenvs and caches.
 
 Rules with a recognisable shape (AWS key ids, private key blocks, GitHub, GitLab and Slack
-tokens) apply to every text file. The generic rule, a key named like a password or a secret
+tokens, a password inside a database URL such as ``postgresql://app:pw@db/app``) apply to every
+text file; a database URL whose password is a placeholder (``${DB_PASSWORD}``, ``{password}``,
+``<password>``, ``****``) or empty is not a finding. The generic rule, a key named like a password or a secret
 with a value, applies to config files only (YAML, INI, TOML, ``.env``, JSON, properties), and
 skips values that are placeholders (``${DB_PASSWORD}``, ``changeme``, ``<token>``), paths, or
 too uniform to be a secret (Shannon entropy below 2.5 bits per character). Python code is
@@ -22,7 +24,7 @@ import math
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,25 @@ FIX = (
     "remove it from the repository, rotate it (it stays in git history), and read it from "
     "the environment or a secret store"
 )
+DATABASE_URL_FIX = (
+    "remove the password from the repository and rotate it (it stays in git history); read the"
+    " whole URL from an environment variable such as SHIPYARD_DATABASE_URL instead"
+)
+# SQLAlchemy's dialect names and the usual URL schemes of servers that take a password.
+_DATABASE_SCHEMES = (
+    r"postgres(?:ql)?|mysql|mariadb|mssql|oracle|cockroachdb|redshift|snowflake|clickhouse"
+    r"|mongodb(?:\+srv)?|rediss?|amqps?"
+)
+
+
+def _not_a_placeholder(secret: str) -> bool:
+    lowered = secret.lower()
+    return not (
+        secret[0] in "{<$%*"
+        or set(secret) <= {"*", "x", "X"}
+        or lowered in _PLACEHOLDER_VALUES
+        or any(word in lowered for word in _PLACEHOLDER_WORDS)
+    )
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,8 @@ class Rule:
     title: str
     severity: str
     pattern: re.Pattern[str]  # group 1 is the secret
+    fix: str = FIX
+    accepts: Callable[[str], bool] | None = None  # None: every match is a finding
 
 
 RULES = (
@@ -93,6 +116,17 @@ RULES = (
         re.compile(
             r"\b(xox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,})"
         ),
+    ),
+    Rule(
+        "secret-database-url",
+        "password in a database URL",
+        "high",
+        # scheme[+driver]://user:PASSWORD@host; a password holding '/', '@' or spaces is encoded.
+        re.compile(
+            rf"(?i)\b(?:{_DATABASE_SCHEMES})(?:\+[a-z0-9_]+)?://[^\s:@/'\"]*:([^\s@/'\"]+)@"
+        ),
+        DATABASE_URL_FIX,
+        _not_a_placeholder,
     ),
 )
 GENERIC = Rule(
@@ -192,6 +226,7 @@ def scan_text(relative: str, text: str) -> list[Finding]:
         _finding(rule, relative, text, match.start(1), match.group(1))
         for rule in RULES
         for match in rule.pattern.finditer(text)
+        if rule.accepts is None or rule.accepts(match.group(1))
     ]
     if _is_config(relative):
         for match in GENERIC.pattern.finditer(text):
@@ -242,7 +277,7 @@ def _finding(rule: Rule, relative: str, text: str, start: int, secret: str) -> F
         title=f"{rule.title} {masked}",
         location=f"{relative}:{line}",
         aliases=(f"{rule.id}:{relative}",),
-        fix=FIX,
+        fix=rule.fix,
         file=relative,
         line=line,
         details={"masked": masked, "rule": rule.title},

@@ -10,9 +10,10 @@ Layout of an archive::
 Packing is deterministic (sorted members, zeroed times and owners, normalised modes, no name or
 time in the gzip header), so the same inputs give the same sha256, and that digest is the
 artifact's identity. ``build-info.json`` sorts first, which lets :func:`read_build_info` stop
-after one member. Unpacking trusts nothing: tarfile's ``data`` filter refuses absolute paths,
-``..`` and links leaving the tree, the gzip trailer is checked, and the result appears under its
-final name only once complete.
+after one member. Unpacking trusts nothing: every member is proven safe by
+:mod:`shipyard.artifacts.members` before it is written (tarfile's own filters are not relied
+on), files are created without following links and readable by their owner only, the gzip
+trailer is checked, and the result appears under its final name only once complete.
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipyard.artifacts.local import CHUNK, fsync_dir
+from shipyard.artifacts.members import Kind, Limits, Placed, TreeModel, UnsafeMember
 from shipyard.errors import InvalidInput
 
 BUILD_INFO = "build-info.json"
+# ``.git`` is a folder in a clone and a file in a worktree; neither belongs in an artifact.
 SKIPPED_IN_CODE = frozenset({".git", "__pycache__", ".shipyard"})
 # What a damaged or foreign archive raises while being read, whatever the damage.
 _READ_ERRORS = (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error, UnicodeDecodeError)
+UNSAFE_HINT = (
+    "Shipyard writes only files, folders and links that stay inside the archive;"
+    " do not deploy this file, and rebuild the artifact from its commit."
+)
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,12 @@ _Member = tuple[str, Path | None, Path | None]
 
 
 def _entries(root: Path, prefix: str, skip: frozenset[str]) -> Iterator[_Member]:
-    """The folder ``prefix`` and everything below ``root`` in it, minus skipped folders."""
+    """The folder ``prefix`` and everything below ``root`` in it, minus skipped names."""
     yield prefix, None, None
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [name for name in dirnames if name not in skip]
         base = Path(directory)
-        for name in dirnames + filenames:
+        for name in dirnames + [name for name in filenames if name not in skip]:
             path = base / name
             yield f"{prefix}/{path.relative_to(root).as_posix()}", path, root
 
@@ -175,7 +182,7 @@ def pack(
             writer = _write_archive(raw, build_info, _members(model_dir, code_dir, lock_file))
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(temp, 0o644)
+        os.chmod(temp, 0o600)  # it sits in the private state until the blob store takes it
         final = out_dir / f"{writer.hasher.hexdigest()}.tar.gz"
         os.replace(temp, final)
         fsync_dir(out_dir)
@@ -224,8 +231,6 @@ def _damaged(archive: Path, exc: BaseException) -> InvalidInput:
         reason = "it is truncated (the compressed stream ends early)"
     elif isinstance(exc, gzip.BadGzipFile | zlib.error):
         reason = f"it is not a gzip file or its data is corrupt ({exc})"
-    elif isinstance(exc, tarfile.FilterError):
-        reason = f"it holds an unsafe member ({exc})"
     else:
         reason = f"it is not a valid tar archive ({exc})"
     return InvalidInput(
@@ -263,19 +268,85 @@ def _missing(archive: Path, what: str) -> InvalidInput:
 # -- unpacking ---------------------------------------------------------------------------------
 
 
-def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """tarfile's ``data`` filter, except that an absolute name is refused, not made relative."""
-    if member.name.startswith("/"):
-        raise tarfile.AbsolutePathError(member)
-    return tarfile.data_filter(member, dest)
-
-
 def _extract(archive: Path, into: Path) -> None:
-    with _open(archive) as (gz, tar):
-        tar.extractall(into, filter=_safe_member)
-        # tar stops at its end marker; reading on to the gzip trailer checks the CRC and length.
-        while gz.read(CHUNK):
-            pass
+    model = TreeModel(Limits.for_folder(into))
+    root = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with _open(archive) as (gz, tar):
+            for member in tar:
+                try:
+                    placed = model.add(member.name, member.type, member.linkname)
+                except UnsafeMember as exc:
+                    raise InvalidInput(
+                        f"{archive} is not a Shipyard artifact: {exc}.", hint=UNSAFE_HINT
+                    ) from None
+                _write(root, placed, member, tar)
+            # tar stops at its end marker; reading on to the gzip trailer checks the CRC and length.
+            while gz.read(CHUNK):
+                pass
+    finally:
+        os.close(root)
+
+
+def _write(root: int, placed: Placed, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    """Create one proven member below ``root``, never following a link on the way."""
+    folder = _open_folder(root, placed.parents)
+    try:
+        if placed.kind is Kind.FOLDER:
+            _make_folder(folder, placed.name)
+        elif placed.kind is Kind.SYMLINK:
+            os.symlink(str(placed.target), placed.name, dir_fd=folder)
+        elif placed.kind is Kind.HARDLINK:
+            _hard_link(root, str(placed.target), folder, placed.name)
+        else:
+            _write_file(folder, placed.name, member, tar)
+    finally:
+        os.close(folder)
+
+
+def _open_folder(root: int, parts: list[str]) -> int:
+    """A descriptor of the folder ``parts`` below ``root``, made (mode 0700) where missing."""
+    fd = os.dup(root)
+    try:
+        for part in parts:
+            _make_folder(fd, part)
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _make_folder(parent: int, name: str) -> None:
+    try:
+        os.mkdir(name, 0o700, dir_fd=parent)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise
+        return
+    os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False)  # whatever the umask
+
+
+def _hard_link(root: int, target: str, folder: int, name: str) -> None:
+    *parents, target_name = target.split("/")
+    source = _open_folder(root, parents)
+    try:
+        os.link(target_name, name, src_dir_fd=source, dst_dir_fd=folder, follow_symlinks=False)
+    finally:
+        os.close(source)
+
+
+def _write_file(folder: int, name: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, 0o600, dir_fd=folder)
+    # Private whatever the umask; the owner keeps the exec bit where the archive had one.
+    os.fchmod(fd, 0o700 if member.mode & 0o111 else 0o600)
+    with os.fdopen(fd, "wb") as out:
+        data = tar.extractfile(member)
+        if data is not None:
+            shutil.copyfileobj(data, out, CHUNK)
 
 
 def _verify_tree(archive: Path, root: Path) -> dict[str, Any]:
@@ -302,7 +373,7 @@ def unpack(archive: Path, dest: Path) -> dict[str, Any]:
     try:
         _extract(archive, temp)
         build_info = _verify_tree(archive, temp)
-        os.chmod(temp, 0o755)
+        os.chmod(temp, 0o700)
         os.replace(temp, dest)
         return build_info
     finally:

@@ -3,14 +3,15 @@
 Problems (the command exits non-zero on any): a blob whose bytes no longer hash to its name
 (``corrupt``), a live artifact whose blob is gone (``missing``), a ref or running deployment
 that points at a deleted artifact (``dangling``), an artifact in an immutable repository whose
-signature does not verify (``signature``). Worth knowing but not wrong: blobs no artifact uses
-(gc removes them) and temporary files of killed writers.
+signature does not verify (``signature``), a deployment tree whose files no longer match what
+was unpacked (``modified``; its next start unpacks it again). Worth knowing but not wrong:
+blobs no artifact uses (gc removes them) and temporary files of killed writers.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from shipyard.artifacts.catalog import RUNNING_STATES, Catalog
+from shipyard.artifacts.deployed import differences, read_marker
 from shipyard.artifacts.interface import BlobError, BlobStore, StoredBlob
 from shipyard.artifacts.local import LocalBlobStore
 from shipyard.artifacts.repository import verify_signature
@@ -32,8 +34,8 @@ Progress = Callable[[int], None]  # called with the bytes just checked
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # corrupt, missing, dangling, signature
-    subject: str  # a digest, NAME:VERSION, or repository/NAME:VERSION
+    kind: str  # corrupt, missing, dangling, signature, modified
+    subject: str  # a digest, NAME:VERSION, repository/NAME:VERSION, or a deployment folder
     detail: str
 
 
@@ -52,8 +54,14 @@ class FsckReport:
 
 
 def fsck(
-    store: Store, blobs: BlobStore, *, keys: KeyFile, progress: Progress | None = None
+    store: Store,
+    blobs: BlobStore,
+    *,
+    keys: KeyFile,
+    progress: Progress | None = None,
+    trees: Iterable[Path] = (),
 ) -> FsckReport:
+    """Check blobs, artifacts and references, and the deployment folders ``trees``."""
     report = FsckReport()
     catalog = Catalog(store)
     artifacts = catalog.live_artifacts()
@@ -64,6 +72,8 @@ def fsck(
     for artifact in artifacts:
         _check_artifact(store, artifact, stored, keys, report)
     _check_references(store, report)
+    for tree in trees:
+        _check_tree(tree, report)
     report.artifacts = len(artifacts)
     if isinstance(blobs, LocalBlobStore):
         report.temporaries = [path for path, _ in blobs.temporary_files()]
@@ -128,3 +138,15 @@ def _check_references(store: Store, report: FsckReport) -> None:
             report.problems.append(
                 Problem("dangling", f"{environment}/{name}:{version}", "deployed, but deleted")
             )
+
+
+def _check_tree(tree: Path, report: FsckReport) -> None:
+    record = read_marker(tree)
+    if record is None:
+        detail = "it has no readable record of its files; its next start unpacks it again"
+        report.problems.append(Problem("modified", str(tree), detail))
+        return
+    changed = differences(tree, record)
+    if changed:
+        detail = "; ".join(changed) + "; its next start unpacks it again"
+        report.problems.append(Problem("modified", str(tree), detail))

@@ -9,8 +9,9 @@ Promotion applies the target repository's policy (:mod:`shipyard.artifacts.polic
 artifact's stage results, and promotion into an immutable repository signs the artifact
 before the ref exists, so a release ref never appears unsigned. Materializing is the way back
 to files, and every deployment goes through it: the signature is verified (for an artifact in
-an immutable repository), the blob fetched checking its digest, unpacked, and a marker left so
-the next call for the same digest reuses the tree.
+an immutable repository), the blob fetched checking its digest, unpacked, and a marker left
+recording every file (:mod:`shipyard.artifacts.deployed`), so the next call for the same digest
+reuses the tree only after checking each file against that record.
 
 Names and versions end up in paths (deployment folders, URLs), so they are checked here
 against a small documented character set before anything else sees them.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.artifacts.archive import BUILD_INFO, PackedArtifact, unpack
+from shipyard.artifacts.deployed import MARKER, clear_caches, differences, read_marker, write_marker
 from shipyard.artifacts.interface import BlobError, BlobStore, SignatureError
 from shipyard.artifacts.policy import Decision, PromotionPolicy, decide
 from shipyard.artifacts.signing import KeyFile, key_id, verify
@@ -46,7 +49,7 @@ VERSION_RULE = (
 )
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-MARKER = ".shipyard-artifact"  # in a materialized tree: the digest it was unpacked from
+log = logging.getLogger(__name__)
 
 
 def _validate(value: object, pattern: re.Pattern[str], what: str, rule: str) -> str:
@@ -202,14 +205,15 @@ def materialize(
 ) -> dict[str, Any]:
     """Files of ``name:version`` in ``dest`` (signature and digest verified), and its build-info.
 
-    ``dest`` is reused when a marker says it holds a complete unpack of the same digest;
-    otherwise it is replaced as a whole, never left half-written. Signature or digest trouble
-    raises (SignatureError, BlobError) naming the artifact, and ``dest`` is left as it was.
+    ``dest`` is reused when its marker says it holds an unpack of the same digest and every file
+    still matches the marker's record; otherwise it is replaced as a whole, never left
+    half-written. Signature or digest trouble raises (SignatureError, BlobError) naming the
+    artifact, and ``dest`` is left as it was; so does an unsafe archive (InvalidInput).
     """
     artifact = store.get_artifact(validate_name(name), validate_version(version))
     verify_signature(store, artifact, keys)
     dest = Path(dest)
-    if _holds(dest, artifact.digest):
+    if _verified(dest, artifact.digest, f"{name}:{version}"):
         return _read_build_info(dest)
     _check_replaceable(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +226,7 @@ def materialize(
                 f"{name}:{version} cannot be deployed: {exc.message}", hint=exc.hint
             ) from None
         build_info = unpack(Path(work) / "artifact.tar.gz", staging)
-        (staging / MARKER).write_text(artifact.digest + "\n")
+        write_marker(staging, artifact.digest)
         _swap_in(staging, dest, Path(work) / "old", artifact.digest)
     return build_info
 
@@ -254,10 +258,21 @@ def verify_signature(store: Store, artifact: Artifact, keys: KeyFile) -> None:
 
 
 def _holds(dest: Path, digest: str) -> bool:
-    try:
-        return (dest / MARKER).read_text().strip() == digest
-    except OSError:
+    record = read_marker(dest)
+    return record is not None and record.digest == digest
+
+
+def _verified(dest: Path, digest: str, ref: str) -> bool:
+    """True when ``dest`` holds exactly what ``digest`` unpacked to; says what changed if not."""
+    record = read_marker(dest)
+    if record is None or record.digest != digest:
         return False
+    clear_caches(dest)
+    changed = differences(dest, record)
+    if changed:
+        shown = "; ".join(changed[:5]) + ("; ..." if len(changed) > 5 else "")
+        log.warning("%s: %s since it was unpacked; unpacking %s again", dest, shown, ref)
+    return not changed
 
 
 def _read_build_info(tree: Path) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 :class:`ArchiveScan` takes the raw ``.tar.gz`` bytes chunk by chunk (``feed``) and says at the
 end (``finish``) whether they are a whole Shipyard artifact: a single gzip member whose trailer
 (CRC and length) checks out, holding a tar stream that ends with its end marker, whose first
-member is ``build-info.json`` (a JSON object), with a ``model/`` folder, and no member that
-could land outside the unpack folder (absolute names, ``..``, links out of the tree, devices).
+member is ``build-info.json`` (a JSON object), with a ``model/`` folder, and every member proven
+safe by the same :class:`~shipyard.artifacts.members.TreeModel` that unpacking runs (nothing
+absolute, no ``..``, no link out of the tree or to another link, no device, nothing too long).
 Only headers and build-info are kept; file data is counted and dropped, and decompression is
 bounded per call, so memory stays flat for any size or compression ratio.
 
@@ -16,28 +17,21 @@ is not whole: the blob store then makes nothing visible.
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 import tarfile
 import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from shipyard.artifacts.archive import BUILD_INFO
+from shipyard.artifacts.archive import BUILD_INFO, UNSAFE_HINT
 from shipyard.artifacts.local import CHUNK
+from shipyard.artifacts.members import TreeModel, UnsafeMember
 from shipyard.errors import InvalidInput
 
 BLOCK = tarfile.BLOCKSIZE
 _KEPT_LIMIT = 16 * 1024 * 1024  # build-info and pax headers are small; more is not an artifact
 _PAX_RECORD = re.compile(rb"(\d+) ")
 _META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-_MEMBER_TYPES = (
-    tarfile.REGTYPE,
-    tarfile.AREGTYPE,
-    tarfile.DIRTYPE,
-    tarfile.SYMTYPE,
-    tarfile.LNKTYPE,
-)
 HINT = "Artifacts are the .tar.gz files `shipyard artifacts pull` writes; copy it again."
 
 
@@ -56,6 +50,7 @@ class ArchiveScan:
         self._overrides: dict[str, str] = {}
         self._members = 0
         self._has_model = False
+        self._tree = TreeModel()
         self._ended = False
 
     # -- the gzip layer ------------------------------------------------------------------------
@@ -179,14 +174,12 @@ class ArchiveScan:
         )
 
     def _check_member(self, name: str, kind: bytes, link: str) -> None:
-        if kind not in _MEMBER_TYPES:
-            raise self._refuse(f"it holds {name!r}, which is not a file, folder or link")
-        if _escapes(name):
-            raise self._refuse(f"it holds an unsafe member {name!r}")
-        if kind == tarfile.SYMTYPE and _escapes(posixpath.join(posixpath.dirname(name), link)):
-            raise self._refuse(f"it holds a link {name!r} -> {link!r} leaving the archive")
-        if kind == tarfile.LNKTYPE and _escapes(link):
-            raise self._refuse(f"it holds a hard link {name!r} -> {link!r} leaving the archive")
+        try:
+            self._tree.add(name, kind, link)
+        except UnsafeMember as exc:
+            raise InvalidInput(
+                f"{self.label} is not a Shipyard artifact: {exc}.", hint=UNSAFE_HINT
+            ) from None
 
     def _parse_build_info(self, data: bytes) -> dict[str, Any]:
         try:
@@ -196,13 +189,6 @@ class ArchiveScan:
         if not isinstance(value, dict):
             raise self._refuse(f"{BUILD_INFO} is not a JSON object")
         return value
-
-
-def _escapes(name: str) -> bool:
-    if name.startswith("/") or "\\" in name or "\0" in name:
-        return True
-    normal = posixpath.normpath(name)
-    return normal == ".." or normal.startswith("../")
 
 
 def _pax(data: bytes) -> dict[str, str]:

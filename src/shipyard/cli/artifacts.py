@@ -345,7 +345,10 @@ def artifacts_gc(
 def artifacts_fsck(
     key: KeyOption = None, state: StateOption = None, as_json: JsonOption = False
 ) -> None:
-    """Re-hash every blob and check every reference and signature; exits 1 on any problem."""
+    """Re-hash every blob, check every reference and signature, and every deployed file.
+
+    Exits 1 on any problem.
+    """
     from rich.progress import Progress
 
     from shipyard.artifacts.fsck import fsck
@@ -356,7 +359,13 @@ def artifacts_fsck(
     total = sum(blob.size for blob in a.blobs.blobs())
     with Progress(console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task("re-hashing blobs", total=total or None)
-        report = fsck(a.store, a.blobs, keys=keys, progress=lambda n: progress.advance(task, n))
+        report = fsck(
+            a.store,
+            a.blobs,
+            keys=keys,
+            progress=lambda n: progress.advance(task, n),
+            trees=a.state.deployment_dirs(),
+        )
     if as_json:
         print_json(
             console,

@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from shipyard.errors import Conflict, InvalidInput, StageFailed
+from shipyard.paths import private_dir, private_file
 
 __all__ = [
     "MIGRATION_NAME",
@@ -94,11 +95,10 @@ class MigrationTarget(Protocol):
 
 
 def resolve_database_url(template: str, environment_dir: Path) -> str:
-    """Put the environment's state folder (created here) where the URL says ``{state}``."""
+    """Put the environment's state folder (created here, 0700) where the URL says ``{state}``."""
     if STATE_PLACEHOLDER not in template:
         return template
-    folder = environment_dir.expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(environment_dir.expanduser().resolve())
     return template.replace(STATE_PLACEHOLDER, folder.as_posix())
 
 
@@ -231,6 +231,8 @@ class SQLiteTarget:
         path = url.database or ":memory:"
         if path != ":memory:" and not Path(path).parent.is_dir():
             raise InvalidInput(f"the folder of database {path} does not exist")
+        if path != ":memory:":
+            private_file(Path(path))  # 0600 before SQLite makes it (its -wal and -shm follow)
         try:
             # isolation_level=None: the module starts no transaction of its own; we do, explicitly.
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)

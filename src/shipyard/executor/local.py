@@ -35,7 +35,7 @@ from uv import find_uv_bin
 
 from shipyard.errors import ExecutorError, GitError, InvalidInput
 from shipyard.executor.interface import CommandResult, Executor, PythonEnv
-from shipyard.paths import StateDir
+from shipyard.paths import StateDir, private_file
 
 __all__ = ["COMPLETE_MARKER", "LocalExecutor"]
 
@@ -312,8 +312,7 @@ class _LogSink:
     """The stage log, written by the reader thread and the trailer; flushed per line."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        self._file = private_file(path).open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
     def write(self, line: str) -> None:

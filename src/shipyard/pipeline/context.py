@@ -13,7 +13,7 @@ from shipyard.config.schema import ProjectConfig
 from shipyard.domain import Status
 from shipyard.errors import Cancelled, StageFailed, StageTimeout
 from shipyard.executor.interface import CommandResult, Executor, PythonEnv
-from shipyard.paths import StateDir
+from shipyard.paths import StateDir, private_file
 from shipyard.runtime.interface import Runtime
 from shipyard.store import Store, current_actor
 
@@ -129,9 +129,7 @@ class RunContext:
     def say(self, stage: str, text: str) -> None:
         """A line from Shipyard itself into the stage's log and the terminal."""
         line = f"[shipyard] {text}"
-        path = self.log_path(stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
+        with private_file(self.log_path(stage)).open("a", encoding="utf-8") as log:
             log.write(line + "\n")
         self.reporter.line(stage, line)
 

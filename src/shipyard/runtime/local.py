@@ -30,6 +30,7 @@ import httpx
 from filelock import FileLock
 
 from shipyard.errors import InvalidInput, RuntimeFailure
+from shipyard.paths import private_file
 from shipyard.processes import pid_alive
 from shipyard.runtime.interface import Backend, RunningServer, Runtime, ServerSpec, VersionStats
 from shipyard.runtime.routes import RouteTable, Shadow
@@ -82,8 +83,7 @@ class LocalRuntime(Runtime):
         sock: socket.socket,
     ) -> subprocess.Popen[bytes]:
         """A detached child in its own session, serving on ``sock``, logging to ``log_path``."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
+        with private_file(log_path).open("ab") as log:
             process = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -93,6 +93,7 @@ class LocalRuntime(Runtime):
                 stderr=subprocess.STDOUT,
                 pass_fds=[sock.fileno()],
                 start_new_session=True,
+                umask=0o077,  # what a server writes (an environment's SQLite file) is private
             )
         self._children[process.pid] = process
         return process
