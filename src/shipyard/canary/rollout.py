@@ -364,9 +364,8 @@ class CanaryRollout:
         probe = self.settings.traffic
         if probe is None or not self.probe_bodies:
             return None
-        port = deploy.gateway_port(
-            self.environment, deploy.environment(self.config, self.environment)
-        )
+        env = deploy.environment(self.config, self.environment)
+        port = deploy.serving_port(self.adapters, self.config.name, self.environment, env)
         gateway = self.adapters.runtime.ensure_gateway(
             self.adapters.state.environment_dir(self.config.name, self.environment), port or 0
         )

@@ -23,6 +23,8 @@ from shipyard.runtime.routes import Shadow
 from shipyard.store.models import Deployment
 
 DEFAULT_PRODUCTION_PORT = 8787
+# The role of a version started for a go-live until it serves all traffic.
+CANDIDATE = "candidate"
 
 Say = Callable[[str], None]
 
@@ -41,6 +43,12 @@ def environment(config: ProjectConfig, name: str) -> EnvironmentConfig:
 def gateway_port(name: str, env: EnvironmentConfig) -> int | None:
     """Environments with a port get a gateway; production always has one (for canaries)."""
     return env.port or (DEFAULT_PRODUCTION_PORT if name == "production" else None)
+
+
+def serving_port(adapters: Adapters, project: str, name: str, env: EnvironmentConfig) -> int | None:
+    """The port the environment answers on now: its running gateway's, else the configured one."""
+    running_on = adapters.runtime.gateway_port(adapters.state.environment_dir(project, name))
+    return running_on or gateway_port(name, env)
 
 
 def unpack(
@@ -136,14 +144,17 @@ def route(
     window: str,
     *,
     shadow: Shadow | None = None,
+    move: bool = False,
 ) -> str:
     """Send traffic by weight through the environment's gateway; returns the gateway URL.
 
     The routes are written before the weights are stored: a process killed in between leaves
     the store one move behind, and the controller that resumes makes the move again.
+    The environment stays on the port its clients use now; only a go-live (``move``) takes it
+    to the port ``config`` names.
     """
     env = environment(config, name)
-    port = gateway_port(name, env)
+    port = gateway_port(name, env) if move else serving_port(adapters, config.name, name, env)
     if port is None:
         raise InvalidInput(
             f"Environment {name!r} has no gateway.",
@@ -171,11 +182,15 @@ def go_live(
     `shipyard rollback`; without one (clients call the server directly) the versions it
     replaces stop. Used by staging, live and `shipyard deploy`. Returns the endpoint and
     the standby's version.
+
+    The new version becomes ``stable`` only once it serves all traffic: when the move fails
+    (the new port is taken, the gateway does not take the routes) the version is withdrawn
+    and the previous stable keeps serving, as if nothing had been tried.
     """
     deployments = running(adapters, config.name, name)
     new = next((d for d in deployments if d.version == version), None)
     if new is None:
-        new = start(adapters, config.name, name, version, "stable", say)
+        new = start(adapters, config.name, name, version, CANDIDATE, say)
     others = [d for d in deployments if d.id != new.id]
     if gateway_port(name, environment(config, name)) is None:
         new.role, new.weight = "stable", 100
@@ -183,10 +198,42 @@ def go_live(
         for old in others:
             stop(adapters, old)
         return new.endpoint or "", None
-    url = route(adapters, config, name, [(new, 100), *((d, 0) for d in others)], window)
+    weights = [(new, 100), *((d, 0) for d in others)]
+    try:
+        url = route(adapters, config, name, weights, window, move=True)
+    except BaseException:
+        if new.role != "stable":
+            withdraw(adapters, config.name, name, version, say)
+        raise
     new.role = "stable"
     adapters.store.save_deployment(new, "live")
     return url, keep_one_standby(adapters, others)
+
+
+def withdraw(adapters: Adapters, project: str, name: str, version: str, say: Say) -> None:
+    """Take a version that did not go live out of the environment.
+
+    All traffic goes back to the stable version (at the port clients use now) and the
+    version's servers stop, so it can be neither the stable nor anyone's baseline later.
+    A version that is already stable is left alone.
+    """
+    leaving = [
+        d for d in running(adapters, project, name) if d.version == version and d.role != "stable"
+    ]
+    if not leaving:
+        return
+    previous = stable(adapters, project, name)
+    if previous is not None:
+        _, config = unpack(adapters, project, name, previous.version)
+        if gateway_port(name, environment(config, name)) is not None:
+            gone = {d.id for d in leaving}
+            staying = [d for d in running(adapters, project, name) if d.id not in gone]
+            weights = [(d, 100 if d.id == previous.id else 0) for d in staying]
+            route(adapters, config, name, weights, f"withdraw-{version}")
+    for deployment in leaving:
+        stop(adapters, deployment)
+    kept = f"; all traffic is on {previous.version}" if previous else ""
+    say(f"{name}: {version} withdrawn{kept}")
 
 
 def keep_one_standby(adapters: Adapters, others: Sequence[Deployment]) -> str | None:
@@ -222,7 +269,9 @@ def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, 
             hint="`shipyard envs` shows what runs.",
         )
     back = previous[-1]
-    _, config = unpack(adapters, project, name, back.version)
+    # The environment as it runs now governs (port, sticky header), never the target's config:
+    # a rollback changes routes only.
+    _, config = unpack(adapters, project, name, current.version)
     route(adapters, config, name, [(back, 100), (current, 0)], f"rollback-{back.version}")
     back.role, current.role = "stable", "standby"
     adapters.store.save_deployment(back, "rolled-back-to")
