@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import math
 import re
 from collections.abc import Callable
+from functools import partial
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -39,33 +41,69 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def parse_duration(value: Any) -> float:
-    """``"20s"`` -> 20.0; ``"5m"`` -> 300.0; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 20s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError("expected a duration such as 20s, 5m or 1h")
+WEEK = 7 * 86400.0
+YEAR = 366 * 86400.0
+_DURATION_WORDS = "expected a duration such as 20s, 5m or 1h"
+
+
+def parse_duration(value: Any, *, zero: bool = False, longest: float = WEEK) -> float:
+    """``"20s"`` -> 20.0; ``"5m"`` -> 300.0; a bare number is seconds.
+
+    A duration is above 0 (``zero`` lets a wait be 0) and at most ``longest``, 7 days unless
+    a field says otherwise: a timeout of 0 or of years is a typo, refused when the file loads.
+    """
+    seconds = _seconds(value)
+    if math.isnan(seconds):
+        raise ValueError(_DURATION_WORDS)
     if seconds < 0:
+        raise ValueError(f"{_DURATION_WORDS} (a duration cannot be negative)")
+    if seconds == 0 and not zero:
+        raise ValueError(f"{_DURATION_WORDS}, above 0")
+    if seconds > longest:
         raise ValueError(
-            "expected a duration such as 20s, 5m or 1h (a duration cannot be negative)"
+            f"expected a duration of at most {longest / 86400:g} days ({longest / 3600:g}h)"
         )
     return seconds
 
 
-# The schema must accept what the validator accepts: "20s" as well as 20.
-_DURATION_SCHEMA = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": _DURATION.pattern},
-    ],
-    "examples": ["20s", "5m", "1h", 30],
-}
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(_DURATION_WORDS)
+    if isinstance(value, int | float):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float: longer than any limit
+            return math.inf
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError(_DURATION_WORDS)
 
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
+
+def _duration_schema(*, zero: bool = False, longest: float = WEEK) -> dict[str, Any]:
+    """The schema accepts what the validator accepts: "20s" as well as 20."""
+    lowest = {"minimum": 0} if zero else {"exclusiveMinimum": 0}
+    return {
+        "anyOf": [
+            {"type": "number", **lowest, "maximum": longest},
+            {"type": "string", "pattern": _DURATION.pattern},
+        ],
+        "examples": ["20s", "5m", "1h", 30],
+    }
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_duration_schema())]
+# A batch's wait may be 0: "only the requests already waiting".
+Wait = Annotated[
+    float,
+    BeforeValidator(partial(parse_duration, zero=True)),
+    WithJsonSchema(_duration_schema(zero=True)),
+]
+# The age a vulnerability database may reach is counted in weeks and months.
+Age = Annotated[
+    float,
+    BeforeValidator(partial(parse_duration, longest=YEAR)),
+    WithJsonSchema(_duration_schema(longest=YEAR)),
+]
 
 
 def _pause(value: Any) -> Any:
@@ -154,7 +192,7 @@ class ServingConfig(Strict):
         le=4096,
         description="Most rows one predict call gets from requests that wait together; 1: off.",
     )
-    max_batch_wait: Duration = Field(
+    max_batch_wait: Wait = Field(
         default=0,
         le=1,
         description="How long a batch that is not full waits for more rows (e.g. 2ms); "
@@ -240,7 +278,7 @@ class VulnerabilityConfig(Strict):
     )
     api: str = Field(default="https://api.osv.dev", description="Base URL of OSV's API.")
     timeout: Duration = Field(default=10, description="Timeout of one request to the API.")
-    max_age: Duration = Field(
+    max_age: Age = Field(
         default=30 * 86400, description="An offline database older than this is reported."
     )
     required: bool = Field(
@@ -455,7 +493,7 @@ class CanaryStep(Strict):
     pause: Annotated[
         float | Literal["manual"] | None,
         BeforeValidator(_pause),
-        WithJsonSchema({"anyOf": [_DURATION_SCHEMA, {"const": "manual"}]}),
+        WithJsonSchema({"anyOf": [_duration_schema(), {"const": "manual"}]}),
     ] = Field(
         default=None,
         description="How long the step lasts (default: canary.interval); `manual` holds it "
