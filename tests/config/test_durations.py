@@ -90,8 +90,7 @@ def test_every_duration_in_a_file_is_bounded_and_named_by_line() -> None:
     assert caught.value.problems == [
         "shipyard.yaml:9: canary.steps[1].pause: "
         "expected a duration such as 20s, 5m or 1h, above 0 (got '0s')",
-        "shipyard.yaml:10: canary.interval: "
-        "expected a duration such as 20s, 5m or 1h (got '-5s')",
+        "shipyard.yaml:10: canary.interval: expected a duration such as 20s, 5m or 1h (got '-5s')",
         "shipyard.yaml:11: canary.rollback_window: "
         "expected a duration of at most 7 days (168h) (got Infinity)",
     ]
