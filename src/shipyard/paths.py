@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.errors import StageFailed
+
 STATE_ENV_VAR = "SHIPYARD_STATE"
 CACHE_ENV_VAR = "SHIPYARD_CACHE"
 DEFAULT_STATE_DIR = ".shipyard"
@@ -98,3 +100,23 @@ class StateDir:
         for path in (self.root, self.blobs, self.envs, self.locks, self.env_locks):
             path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def project_file(root: Path, relative: str) -> Path:
+    """The project's file ``relative`` under ``root``, once every symlink on the way is followed.
+
+    The config loader refuses paths that leave the project by their text; a symlink can only
+    be judged here, where the file is used.
+    """
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise StageFailed(
+            f"{relative!r} points outside the project.",
+            hint="Use a path inside the repository; a symlink must not lead out of it.",
+        )
+    if not path.exists():
+        raise StageFailed(
+            f"{relative} does not exist in the project.",
+            hint="Commit it or fix the path in shipyard.yaml.",
+        )
+    return path

@@ -74,3 +74,42 @@ def test_a_file_over_the_size_limit_is_refused_from_text_as_from_disk(tmp_path: 
 def test_deep_nesting_is_a_problem_not_a_crash() -> None:
     text = f"{VALID}x: " + "[" * 5000 + "]" * 5000 + "\n"
     assert problem(text) == "shipyard.yaml:1: the file nests mappings or lists too deeply"
+
+
+ESCAPING = f"""{VALID}install: ../requirements.txt
+environments:
+  production:
+    migrations: /etc
+    config: conf/../../secrets.yaml
+qa:
+  quality:
+    data: ~/holdout.csv
+    label: y
+canary:
+  traffic:
+    data: C:/data/rows.csv
+"""
+
+
+def test_paths_that_leave_the_project_are_refused_at_load_with_line_and_field() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(ESCAPING)
+    outside = "expected a path inside the project, relative to its root"
+    climbs = "expected a path inside the project (this `..` leads out of it)"
+    assert caught.value.problems == [
+        f"shipyard.yaml:6: install: {climbs} (got '../requirements.txt')",
+        f"shipyard.yaml:9: environments.production.migrations: {outside} (got '/etc')",
+        f"shipyard.yaml:10: environments.production.config: {climbs} "
+        "(got 'conf/../../secrets.yaml')",
+        f"shipyard.yaml:13: qa.quality.data: {outside} (got '~/holdout.csv')",
+        f"shipyard.yaml:17: canary.traffic.data: {outside} (got 'C:/data/rows.csv')",
+    ]
+
+
+def test_paths_inside_the_project_load_even_with_a_dot_dot_that_stays_inside() -> None:
+    text = ESCAPING.replace("../requirements.txt", "requirements.txt")
+    text = text.replace("/etc", "db/migrations").replace("conf/../../", "conf/../")
+    text = text.replace("~/holdout.csv", "data/holdout.csv")
+    config = parse_config(text.replace("C:/data/rows.csv", "./data/rows.csv"))
+    production = config.environments["production"]
+    assert (production.migrations, production.config) == ("db/migrations", "conf/../secrets.yaml")

@@ -140,6 +140,4 @@ def test_a_live_stage_failing_on_a_taken_port_leaves_the_previous_version_servin
         if d.version != first.version
     ]
     assert failed and all((d.role, d.state) == ("retired", "stopped") for d in failed)
-    assert [d.version for d in deploy.running(production, "tiny", "production")] == [
-        first.version
-    ]
+    assert [d.version for d in deploy.running(production, "tiny", "production")] == [first.version]

@@ -29,6 +29,7 @@ from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
 from shipyard.config.schema import CanaryConfig, ProjectConfig
 from shipyard.errors import Conflict, NotFound
+from shipyard.paths import project_file
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters
 from shipyard.qa.load import rows_to_bodies, run_load
@@ -76,7 +77,7 @@ def probe_bodies(config: ProjectConfig, code_dir: Path) -> list[dict[str, Any]]:
     data = settings.traffic.data or (quality.data if quality else None)
     if data is None:
         return []
-    rows = load_records(code_dir / data)
+    rows = load_records(project_file(code_dir, data))
     label = quality.label if quality else None
     return rows_to_bodies([{k: v for k, v in row.items() if k != label} for row in rows])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import math
+import posixpath
 import re
 from collections.abc import Callable
 from functools import partial
@@ -113,6 +114,24 @@ def _pause(value: Any) -> Any:
     return parse_duration(value)
 
 
+def _inside_project(value: str) -> str:
+    """A path the project holds: relative to its root and never climbing out with ``..``.
+
+    Symlinks are followed where the file is used (``paths.project_file``): the text alone
+    cannot tell where they lead.
+    """
+    text = value.replace("\\", "/")
+    if text.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", text):
+        raise ValueError("expected a path inside the project, relative to its root")
+    if posixpath.normpath(text).split("/")[0] == "..":
+        raise ValueError("expected a path inside the project (this `..` leads out of it)")
+    return value
+
+
+# Files and folders of the project (data, migrations, config, paths to scan).
+ProjectPath = Annotated[str, AfterValidator(_inside_project)]
+
+
 def _one_of(allowed: tuple[str, ...], what: str) -> Callable[[str], str]:
     """A key check for free-form mappings, so a typo in a key is an error, not ignored."""
 
@@ -150,7 +169,7 @@ class LoaderConfig(Strict):
         "pickle or joblib (these two, and MLflow models saved with pickle, load only from a "
         "signed release artifact)."
     )
-    path: str = Field(
+    path: ProjectPath = Field(
         min_length=1,
         description="Model file (a directory for mlflow), relative to the model directory.",
     )
@@ -288,7 +307,7 @@ class VulnerabilityConfig(Strict):
 
 
 class SecretsConfig(Strict):
-    exclude: list[str] = Field(
+    exclude: list[ProjectPath] = Field(
         default_factory=list, description="Tracked paths (or globs) not searched for secrets."
     )
 
@@ -316,10 +335,10 @@ class AnalyzeConfig(Strict):
         default_factory=lambda: list(ANALYSIS_CHECKS),
         description="Which checks run: code, secrets, vulnerabilities, licences, models, sbom.",
     )
-    paths: list[str] = Field(
+    paths: list[ProjectPath] = Field(
         default_factory=lambda: ["."], description="Project paths bandit scans."
     )
-    exclude: list[str] = Field(
+    exclude: list[ProjectPath] = Field(
         default_factory=lambda: ["tests", ".venv"], description="Paths bandit does not scan."
     )
     confidence: Literal["low", "medium", "high"] = Field(
@@ -352,10 +371,10 @@ class EnvironmentConfig(Strict):
         description="SQLAlchemy URL of the environment's database; "
         "`{state}` is the environment's state folder.",
     )
-    migrations: str | None = Field(
+    migrations: ProjectPath | None = Field(
         default=None, description="Folder of `*.sql` files applied in name order."
     )
-    config: str | None = Field(
+    config: ProjectPath | None = Field(
         default=None, description="Config file given to the model server as $SHIPYARD_CONFIG."
     )
     port: int | None = Field(
@@ -415,7 +434,7 @@ MetricName = Annotated[
 
 
 class QualityConfig(Strict):
-    data: str = Field(description="Holdout CSV file, relative to the repository.")
+    data: ProjectPath = Field(description="Holdout CSV file, relative to the repository.")
     label: str = Field(description="Column holding the true value.")
     metrics: dict[MetricName, Threshold] = Field(
         default_factory=dict, description="Absolute bounds per metric, e.g. accuracy: {min: 0.9}."
@@ -478,7 +497,7 @@ class ProbeTraffic(Strict):
     rate: float = Field(
         default=40, gt=0, le=2000, description="Requests per second the canary stage sends itself."
     )
-    data: str | None = Field(
+    data: ProjectPath | None = Field(
         default=None, description="CSV of request rows (default: qa.quality.data)."
     )
 
@@ -597,7 +616,7 @@ class ProjectConfig(Strict):
     python: str = Field(
         default="3.11", pattern=PYTHON_PATTERN, description='Python version, quoted: "3.11".'
     )
-    install: Annotated[str, AfterValidator(_install_file)] = Field(
+    install: Annotated[ProjectPath, AfterValidator(_install_file)] = Field(
         default="requirements.txt",
         description="Lock or requirements file: requirements*.txt, *.lock, or pyproject.toml",
     )

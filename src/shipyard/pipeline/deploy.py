@@ -16,7 +16,8 @@ from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
-from shipyard.errors import Conflict, InvalidInput, NotFound, StageFailed
+from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.paths import project_file
 from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
 from shipyard.runtime.routes import Shadow
@@ -73,14 +74,14 @@ def prepare(
         url = resolve_database_url(env.database, env_dir)
         variables["SHIPYARD_DATABASE_URL"] = url
         if env.migrations:
-            result = apply_migrations(url, _inside(code_dir, env.migrations))
+            result = apply_migrations(url, project_file(code_dir, env.migrations))
             say(
                 f"{name}: migrations applied {result.applied or 'none'}; already applied {len(result.already_applied)}"
             )
     if env.config:
         target = env_dir / "config" / f"{version}{Path(env.config).suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_inside(code_dir, env.config), target)
+        shutil.copyfile(project_file(code_dir, env.config), target)
         variables["SHIPYARD_CONFIG"] = str(target)
         say(f"{name}: config {env.config} written to {target}")
     return variables
@@ -307,17 +308,3 @@ def running(
 def stable(adapters: Adapters, project: str, name: str) -> Deployment | None:
     rows = running(adapters, project, name, "stable")
     return rows[-1] if rows else None
-
-
-def _inside(root: Path, relative: str) -> Path:
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise StageFailed(
-            f"{relative!r} points outside the project.", hint="Use a path inside the repository."
-        )
-    if not path.exists():
-        raise StageFailed(
-            f"{relative} does not exist in the project.",
-            hint="Commit it or fix the path in shipyard.yaml.",
-        )
-    return path
