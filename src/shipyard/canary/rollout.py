@@ -28,7 +28,7 @@ from filelock import Timeout
 from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
 from shipyard.config.schema import CanaryConfig, ProjectConfig
-from shipyard.errors import Conflict, NotFound
+from shipyard.errors import Conflict, NotFound, ShipyardError
 from shipyard.paths import project_file
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters
@@ -170,6 +170,14 @@ class CanaryRollout:
             if outcome != "pass":
                 return self.rollout
         if finish:
+            self._go_live(canary)
+        self._save("passed", lambda r: setattr(r, "status", records.PASSED))
+        self.hooks.say(f"canary {canary.version} passed every step")
+        return self.rollout
+
+    def _go_live(self, canary: Deployment) -> None:
+        """All traffic to the canary; when that fails, go_live has withdrawn it: record so."""
+        try:
             deploy.go_live(
                 self.adapters,
                 self.config,
@@ -178,9 +186,9 @@ class CanaryRollout:
                 f"live-{self.rollout.id}",
                 self.hooks.say,
             )
-        self._save("passed", lambda r: setattr(r, "status", records.PASSED))
-        self.hooks.say(f"canary {canary.version} passed every step")
-        return self.rollout
+        except ShipyardError as exc:
+            self._end(records.ROLLED_BACK, f"going live failed: {exc.message}")
+            raise
 
     def _step(
         self, index: int, step: dict[str, Any], stable: Deployment, canary: Deployment
@@ -295,13 +303,15 @@ class CanaryRollout:
             f"rollback-{self.rollout.id}",
         )
         deploy.stop(self.adapters, canary)
+        self._end(final, reason)
+        self.hooks.say(f"{final}: {reason}; all traffic is on {stable.version}")
+        return self.rollout
 
+    def _end(self, final: str, reason: str) -> None:
         def finish(row: Rollout) -> None:
             row.status, row.weight = final, 0
 
         self._save(final, finish, reason=reason)
-        self.hooks.say(f"{final}: {reason}; all traffic is on {stable.version}")
-        return self.rollout
 
     # --- judging -------------------------------------------------------------------------------
 
