@@ -16,7 +16,7 @@ from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
 from shipyard.paths import project_file
 from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
@@ -203,7 +203,7 @@ def go_live(
     try:
         url = route(adapters, config, name, weights, window, move=True)
     except BaseException:
-        if new.role != "stable":
+        if new.role in (CANDIDATE, "canary"):  # a kept standby stays kept
             withdraw(adapters, config.name, name, version, say)
         raise
     new.role = "stable"
@@ -225,16 +225,31 @@ def withdraw(adapters: Adapters, project: str, name: str, version: str, say: Say
         return
     previous = stable(adapters, project, name)
     if previous is not None:
-        _, config = unpack(adapters, project, name, previous.version)
-        if gateway_port(name, environment(config, name)) is not None:
-            gone = {d.id for d in leaving}
-            staying = [d for d in running(adapters, project, name) if d.id not in gone]
-            weights = [(d, 100 if d.id == previous.id else 0) for d in staying]
-            route(adapters, config, name, weights, f"withdraw-{version}")
+        try:
+            _route_all_to(adapters, project, name, previous, leaving, f"withdraw-{version}")
+        except ShipyardError as exc:  # the version stops all the same: it must not stay
+            say(f"{name}: could not move traffic back to {previous.version}: {exc.message}")
     for deployment in leaving:
         stop(adapters, deployment)
     kept = f"; all traffic is on {previous.version}" if previous else ""
     say(f"{name}: {version} withdrawn{kept}")
+
+
+def _route_all_to(
+    adapters: Adapters,
+    project: str,
+    name: str,
+    target: Deployment,
+    leaving: Sequence[Deployment],
+    window: str,
+) -> None:
+    """All traffic on ``target`` under its own config; ``leaving`` drops out of the routes."""
+    _, config = unpack(adapters, project, name, target.version)
+    if gateway_port(name, environment(config, name)) is None:
+        return  # clients call the server directly: there are no routes
+    gone = {d.id for d in leaving}
+    staying = [d for d in running(adapters, project, name) if d.id not in gone]
+    route(adapters, config, name, [(d, 100 if d.id == target.id else 0) for d in staying], window)
 
 
 def keep_one_standby(adapters: Adapters, others: Sequence[Deployment]) -> str | None:
