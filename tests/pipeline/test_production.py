@@ -6,6 +6,8 @@ real model servers on 127.0.0.1; each version answers with its own number.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -18,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shipyard.cli.app import app
+from shipyard.controllers import Reconciler
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters
@@ -63,26 +66,56 @@ def production(adapters: Adapters) -> Iterator[Adapters]:
     deploy.stop_all(adapters)
 
 
+def two_releases_on_two_ports(repo: Path, adapters: Adapters) -> tuple[int, int]:
+    """Version 1 names one port, version 2 another; 2 is live (moved there on purpose)."""
+    first_port, live_port = free_port(), free_port()
+    assert release(repo, adapters, answer="1", port=first_port) is Status.PASSED
+    assert release(repo, adapters, answer="2", port=live_port) is Status.PASSED
+    # The go-live of 2 moved production deliberately, and the old gateway went only then.
+    assert answer_on(live_port) == "2" and not listening(first_port)
+    return first_port, live_port
+
+
+def roll_back(adapters: Adapters) -> None:
+    rolled = CliRunner().invoke(
+        app, ["rollback", "-p", "tiny", "--state", str(adapters.state.root)]
+    )
+    assert rolled.exit_code == 0, rolled.output
+
+
 def test_rollback_to_a_version_that_named_another_port_only_changes_routes(
     repo: Path, production: Adapters
 ) -> None:
-    first_port, live_port = free_port(), free_port()
-    assert release(repo, production, answer="1", port=first_port) is Status.PASSED
-    assert release(repo, production, answer="2", port=live_port) is Status.PASSED
-    # The go-live of 2 moved production deliberately, and the old gateway went only then.
-    assert answer_on(live_port) == "2" and not listening(first_port)
+    first_port, live_port = two_releases_on_two_ports(repo, production)
     gateway = gateway_pid_on(live_port)
 
-    rolled = CliRunner().invoke(
-        app, ["rollback", "-p", "tiny", "--state", str(production.state.root)]
-    )
+    roll_back(production)
 
-    assert rolled.exit_code == 0, rolled.output
     assert answer_on(live_port) == "1"
     assert gateway_pid_on(live_port) == gateway is not None
     assert not listening(first_port)
     roles = {d.version: d.role for d in deploy.running(production, "tiny", "production")}
     assert sorted(roles.values()) == ["stable", "standby"]
+
+
+def test_after_a_rollback_the_reconciler_restores_production_where_it_answers(
+    repo: Path, production: Adapters
+) -> None:
+    first_port, live_port = two_releases_on_two_ports(repo, production)
+    roll_back(production)
+    first = deploy.stable(production, "tiny", "production")
+    gateway = gateway_pid_on(live_port)
+    assert first is not None and first.pid and gateway
+    # The gateway and the stable server die; the stable's restart makes it the newest row.
+    for pid in (gateway, first.pid):
+        os.kill(pid, signal.SIGKILL)
+        production.runtime.stop_server(pid)  # reaps it
+
+    Reconciler(production, lambda _: None).reconcile(drive=False)
+
+    assert answer_on(live_port) == "1"
+    assert gateway_pid_on(live_port) not in (None, gateway)
+    assert not listening(first_port)
 
 
 class Client(threading.Thread):
