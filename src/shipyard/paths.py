@@ -20,6 +20,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.errors import StageFailed
+
 STATE_ENV_VAR = "SHIPYARD_STATE"
 CACHE_ENV_VAR = "SHIPYARD_CACHE"
 DEFAULT_STATE_DIR = ".shipyard"
@@ -149,3 +151,23 @@ def tighten(root: Path) -> None:
             mode = os.lstat(path).st_mode
             if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
                 os.chmod(path, stat.S_IMODE(mode) & 0o700)
+
+
+def project_file(root: Path, relative: str) -> Path:
+    """The project's file ``relative`` under ``root``, once every symlink on the way is followed.
+
+    The config loader refuses paths that leave the project by their text; a symlink can only
+    be judged here, where the file is used.
+    """
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise StageFailed(
+            f"{relative!r} points outside the project.",
+            hint="Use a path inside the repository; a symlink must not lead out of it.",
+        )
+    if not path.exists():
+        raise StageFailed(
+            f"{relative} does not exist in the project.",
+            hint="Commit it or fix the path in shipyard.yaml.",
+        )
+    return path

@@ -179,6 +179,19 @@ def test_logs_of_an_unknown_stage_are_refused(cli: Cli, store: Store, state: Pat
     assert isinstance(error, InvalidInput) and error.hint == f"Stages: {', '.join(STAGES)}."
 
 
+def test_logs_of_a_missing_run_exit_2_naming_the_run_and_how_to_list_runs(
+    shipyard: Shipyard, store: Store, state: Path
+) -> None:
+    store.ensure_project("tiny", "/repos/tiny")
+    store.create_run("tiny", "ab" * 20, None)
+    done = shipyard("logs", "9999", "--state", state)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    message, hint = error_lines(done)
+    assert message == "There is no run tiny#9999."
+    assert hint == "`shipyard status` lists the runs."
+
+
 def test_logs_print_each_stage_log_with_its_name(cli: Cli, store: Store, state: Path) -> None:
     store.ensure_project("tiny", "/repos/tiny")
     store.create_run("tiny", "ab" * 20, None)

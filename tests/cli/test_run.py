@@ -14,7 +14,10 @@ from typing import Any
 
 from typer.testing import Result
 
+from shipyard.config.loader import MAX_BYTES
 from shipyard.domain import STAGES
+
+from .conftest import TINY_CONFIG, TINY_MODEL
 
 Cli = Callable[..., Result]
 Shipyard = Callable[..., subprocess.CompletedProcess[str]]
@@ -57,6 +60,21 @@ def test_run_of_an_unknown_ref_is_refused(
     done = shipyard("run", repo, "--ref", "no-such-branch", "--state", state)
     assert done.returncode == 2
     assert "'no-such-branch' is not a commit" in squeeze(done.stderr)
+
+
+def test_a_shipyard_yaml_over_the_size_limit_is_refused_before_the_run_exists(
+    shipyard: Shipyard, git_repo: GitRepo, state: Path
+) -> None:
+    padding = "# padding\n" * (MAX_BYTES // 10 + 1)
+    repo = git_repo(**{"shipyard.yaml": TINY_CONFIG + padding, "m.py": TINY_MODEL})
+    done = shipyard("run", repo, "--state", state)
+    assert done.returncode == 2
+    sha = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    text = squeeze(done.stderr)
+    assert f"shipyard.yaml at {sha[:12]}:1: the file is larger than {MAX_BYTES} bytes" in text
+    assert not (state / "runs").exists()  # no run, no workspace, no build
 
 
 def test_a_real_run_passes_and_prints_the_stage_table(real_run: Any) -> None:

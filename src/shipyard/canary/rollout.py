@@ -28,7 +28,8 @@ from filelock import Timeout
 from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
 from shipyard.config.schema import CanaryConfig, ProjectConfig
-from shipyard.errors import Conflict, NotFound
+from shipyard.errors import Conflict, NotFound, ShipyardError
+from shipyard.paths import project_file
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters
 from shipyard.qa.load import rows_to_bodies, run_load
@@ -76,7 +77,7 @@ def probe_bodies(config: ProjectConfig, code_dir: Path) -> list[dict[str, Any]]:
     data = settings.traffic.data or (quality.data if quality else None)
     if data is None:
         return []
-    rows = load_records(code_dir / data)
+    rows = load_records(project_file(code_dir, data))
     label = quality.label if quality else None
     return rows_to_bodies([{k: v for k, v in row.items() if k != label} for row in rows])
 
@@ -169,6 +170,14 @@ class CanaryRollout:
             if outcome != "pass":
                 return self.rollout
         if finish:
+            self._go_live(canary)
+        self._save("passed", lambda r: setattr(r, "status", records.PASSED))
+        self.hooks.say(f"canary {canary.version} passed every step")
+        return self.rollout
+
+    def _go_live(self, canary: Deployment) -> None:
+        """All traffic to the canary; when that fails, go_live has withdrawn it: record so."""
+        try:
             deploy.go_live(
                 self.adapters,
                 self.config,
@@ -177,9 +186,9 @@ class CanaryRollout:
                 f"live-{self.rollout.id}",
                 self.hooks.say,
             )
-        self._save("passed", lambda r: setattr(r, "status", records.PASSED))
-        self.hooks.say(f"canary {canary.version} passed every step")
-        return self.rollout
+        except ShipyardError as exc:
+            self._end(records.ROLLED_BACK, f"going live failed: {exc.message}")
+            raise
 
     def _step(
         self, index: int, step: dict[str, Any], stable: Deployment, canary: Deployment
@@ -294,13 +303,15 @@ class CanaryRollout:
             f"rollback-{self.rollout.id}",
         )
         deploy.stop(self.adapters, canary)
+        self._end(final, reason)
+        self.hooks.say(f"{final}: {reason}; all traffic is on {stable.version}")
+        return self.rollout
 
+    def _end(self, final: str, reason: str) -> None:
         def finish(row: Rollout) -> None:
             row.status, row.weight = final, 0
 
         self._save(final, finish, reason=reason)
-        self.hooks.say(f"{final}: {reason}; all traffic is on {stable.version}")
-        return self.rollout
 
     # --- judging -------------------------------------------------------------------------------
 
@@ -364,9 +375,8 @@ class CanaryRollout:
         probe = self.settings.traffic
         if probe is None or not self.probe_bodies:
             return None
-        port = deploy.gateway_port(
-            self.environment, deploy.environment(self.config, self.environment)
-        )
+        env = deploy.environment(self.config, self.environment)
+        port = deploy.serving_port(self.adapters, self.config.name, self.environment, env)
         gateway = self.adapters.runtime.ensure_gateway(
             self.adapters.state.environment_dir(self.config.name, self.environment), port or 0
         )

@@ -131,6 +131,7 @@ def logs(
         raise InvalidInput(f"There is no stage {stage!r}.", hint=f"Stages: {', '.join(STAGES)}.")
     a = adapters(state)
     name = pick_project(a, project)
+    a.store.get_run(name, number)  # a run that does not exist is an error, not empty logs
     stages = [stage] if stage else list(STAGES)
     offsets = dict.fromkeys(stages, 0)
     while True:

@@ -27,6 +27,9 @@ __all__ = ["CONFIG_FILE", "load_config", "parse_config", "reference_markdown", "
 
 CONFIG_FILE = "shipyard.yaml"
 MAX_BYTES = 1_000_000  # a pipeline description is small; anything bigger is a mistake
+# Values in the file once every alias is expanded: a real shipyard.yaml has a few hundred, an
+# alias bomb ("billion laughs") billions, which pydantic and error messages would walk.
+MAX_VALUES = 10_000
 
 
 class _Loader(yaml.SafeLoader):
@@ -74,9 +77,8 @@ def _missing(file: Path) -> NoReturn:
 
 
 def _read(file: Path) -> str:
+    _check_size(file.stat().st_size, str(file))
     data = file.read_bytes()
-    if len(data) > MAX_BYTES:
-        _fail(str(file), [Problem(1, f"the file is larger than {MAX_BYTES} bytes")])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -84,8 +86,14 @@ def _read(file: Path) -> str:
         _fail(str(file), [Problem(line, "the file is not UTF-8 text")])
 
 
+def _check_size(size: int, filename: str) -> None:
+    if size > MAX_BYTES:
+        _fail(filename, [Problem(1, f"the file is larger than {MAX_BYTES} bytes")])
+
+
 def parse_config(text: str, filename: str = CONFIG_FILE) -> ProjectConfig:
     """Parse the text of a ``shipyard.yaml`` (e.g. from ``git show SHA:shipyard.yaml``)."""
+    _check_size(len(text.encode("utf-8", errors="replace")), filename)
     root, data = _compose(text, filename)
     problems = _duplicate_keys(root, [])
     try:
@@ -109,9 +117,13 @@ def _compose(text: str, filename: str) -> tuple[yaml.MappingNode, dict[str, Any]
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _check_expansion(root, filename)
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         _fail(filename, [_syntax_problem(exc)])
+    except RecursionError:
+        _fail(filename, [Problem(1, "the file nests mappings or lists too deeply")])
     except (ValueError, TypeError) as exc:  # an explicit tag such as !!timestamp with bad text
         _fail(filename, [Problem(1, f"YAML value error: {exc}")])
     finally:
@@ -126,6 +138,45 @@ def _compose(text: str, filename: str) -> tuple[yaml.MappingNode, dict[str, Any]
             filename, [Problem(where, f"expected a mapping of keys at the top level (got {got})")]
         )
     return root, data
+
+
+def _check_expansion(root: yaml.Node, filename: str) -> None:
+    """Refuse aliases that expand past ``MAX_VALUES`` values, or into themselves.
+
+    Sizes are counted once per node (an alias is the anchored node itself), so the count
+    costs as little as the file is long, however far the aliases would expand.
+    """
+    sizes: dict[int, int] = {}
+    inside: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in inside:
+            text = "a YAML alias (*name) refers to the mapping or list it is in"
+            _fail(filename, [Problem(_line(node), text)])
+        inside.add(id(node))
+        total = 1 + sum(size(child) for child in _child_nodes(node))
+        inside.discard(id(node))
+        if total > MAX_VALUES:
+            text = f"more than {MAX_VALUES} values, counting each use of a YAML alias (*name)"
+            _fail(filename, [Problem(_line(node), f"{text}; use fewer aliases")])
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _child_nodes(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
 
 
 # What usually causes PyYAML's terser complaints, as the next thing to try.

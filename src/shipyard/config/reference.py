@@ -67,8 +67,16 @@ def _row(path: str, field: FieldInfo) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+def _is_duration(field: FieldInfo) -> bool:
+    """Whether ``field`` is read by ``parse_duration`` (some fields bind its limits)."""
+    return any(
+        isinstance(m, BeforeValidator) and getattr(m.func, "func", m.func) is parse_duration
+        for m in field.metadata
+    )
+
+
 def _type_text(field: FieldInfo) -> str:
-    if any(isinstance(m, BeforeValidator) and m.func is parse_duration for m in field.metadata):
+    if _is_duration(field):
         return "duration (20s, 5m, 1h or seconds)"
     return _words(field.annotation)
 
@@ -111,7 +119,7 @@ def _default_text(field: FieldInfo) -> str:
     if isinstance(value, BaseModel):
         text = json.dumps(value.model_dump(exclude_none=True))
         return f"`{text}`" if len(text) <= 30 else "see below"
-    if any(isinstance(m, BeforeValidator) and m.func is parse_duration for m in field.metadata):
+    if _is_duration(field):
         return f"`{_duration_text(float(value))}`"
     return f"`{json.dumps(value)}`"
 

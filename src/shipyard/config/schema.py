@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import math
+import posixpath
 import re
 from collections.abc import Callable
+from functools import partial
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -39,33 +42,69 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def parse_duration(value: Any) -> float:
-    """``"20s"`` -> 20.0; ``"5m"`` -> 300.0; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 20s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError("expected a duration such as 20s, 5m or 1h")
+WEEK = 7 * 86400.0
+YEAR = 366 * 86400.0
+_DURATION_WORDS = "expected a duration such as 20s, 5m or 1h"
+
+
+def parse_duration(value: Any, *, zero: bool = False, longest: float = WEEK) -> float:
+    """``"20s"`` -> 20.0; ``"5m"`` -> 300.0; a bare number is seconds.
+
+    A duration is above 0 (``zero`` lets a wait be 0) and at most ``longest``, 7 days unless
+    a field says otherwise: a timeout of 0 or of years is a typo, refused when the file loads.
+    """
+    seconds = _seconds(value)
+    if math.isnan(seconds):
+        raise ValueError(_DURATION_WORDS)
     if seconds < 0:
+        raise ValueError(f"{_DURATION_WORDS} (a duration cannot be negative)")
+    if seconds == 0 and not zero:
+        raise ValueError(f"{_DURATION_WORDS}, above 0")
+    if seconds > longest:
         raise ValueError(
-            "expected a duration such as 20s, 5m or 1h (a duration cannot be negative)"
+            f"expected a duration of at most {longest / 86400:g} days ({longest / 3600:g}h)"
         )
     return seconds
 
 
-# The schema must accept what the validator accepts: "20s" as well as 20.
-_DURATION_SCHEMA = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": _DURATION.pattern},
-    ],
-    "examples": ["20s", "5m", "1h", 30],
-}
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(_DURATION_WORDS)
+    if isinstance(value, int | float):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float: longer than any limit
+            return math.inf
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError(_DURATION_WORDS)
 
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
+
+def _duration_schema(*, zero: bool = False, longest: float = WEEK) -> dict[str, Any]:
+    """The schema accepts what the validator accepts: "20s" as well as 20."""
+    lowest = {"minimum": 0} if zero else {"exclusiveMinimum": 0}
+    return {
+        "anyOf": [
+            {"type": "number", **lowest, "maximum": longest},
+            {"type": "string", "pattern": _DURATION.pattern},
+        ],
+        "examples": ["20s", "5m", "1h", 30],
+    }
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_duration_schema())]
+# A batch's wait may be 0: "only the requests already waiting".
+Wait = Annotated[
+    float,
+    BeforeValidator(partial(parse_duration, zero=True)),
+    WithJsonSchema(_duration_schema(zero=True)),
+]
+# The age a vulnerability database may reach is counted in weeks and months.
+Age = Annotated[
+    float,
+    BeforeValidator(partial(parse_duration, longest=YEAR)),
+    WithJsonSchema(_duration_schema(longest=YEAR)),
+]
 
 
 def _pause(value: Any) -> Any:
@@ -73,6 +112,24 @@ def _pause(value: Any) -> Any:
     if value is None or value == "manual":
         return value
     return parse_duration(value)
+
+
+def _inside_project(value: str) -> str:
+    """A path the project holds: relative to its root and never climbing out with ``..``.
+
+    Symlinks are followed where the file is used (``paths.project_file``): the text alone
+    cannot tell where they lead.
+    """
+    text = value.replace("\\", "/")
+    if text.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", text):
+        raise ValueError("expected a path inside the project, relative to its root")
+    if posixpath.normpath(text).split("/")[0] == "..":
+        raise ValueError("expected a path inside the project (this `..` leads out of it)")
+    return value
+
+
+# Files and folders of the project (data, migrations, config, paths to scan).
+ProjectPath = Annotated[str, AfterValidator(_inside_project)]
 
 
 def _one_of(allowed: tuple[str, ...], what: str) -> Callable[[str], str]:
@@ -112,7 +169,7 @@ class LoaderConfig(Strict):
         "pickle or joblib (these two, and MLflow models saved with pickle, load only from a "
         "signed release artifact)."
     )
-    path: str = Field(
+    path: ProjectPath = Field(
         min_length=1,
         description="Model file (a directory for mlflow), relative to the model directory.",
     )
@@ -154,7 +211,7 @@ class ServingConfig(Strict):
         le=4096,
         description="Most rows one predict call gets from requests that wait together; 1: off.",
     )
-    max_batch_wait: Duration = Field(
+    max_batch_wait: Wait = Field(
         default=0,
         le=1,
         description="How long a batch that is not full waits for more rows (e.g. 2ms); "
@@ -240,7 +297,7 @@ class VulnerabilityConfig(Strict):
     )
     api: str = Field(default="https://api.osv.dev", description="Base URL of OSV's API.")
     timeout: Duration = Field(default=10, description="Timeout of one request to the API.")
-    max_age: Duration = Field(
+    max_age: Age = Field(
         default=30 * 86400, description="An offline database older than this is reported."
     )
     required: bool = Field(
@@ -250,7 +307,7 @@ class VulnerabilityConfig(Strict):
 
 
 class SecretsConfig(Strict):
-    exclude: list[str] = Field(
+    exclude: list[ProjectPath] = Field(
         default_factory=list, description="Tracked paths (or globs) not searched for secrets."
     )
 
@@ -278,10 +335,10 @@ class AnalyzeConfig(Strict):
         default_factory=lambda: list(ANALYSIS_CHECKS),
         description="Which checks run: code, secrets, vulnerabilities, licences, models, sbom.",
     )
-    paths: list[str] = Field(
+    paths: list[ProjectPath] = Field(
         default_factory=lambda: ["."], description="Project paths bandit scans."
     )
-    exclude: list[str] = Field(
+    exclude: list[ProjectPath] = Field(
         default_factory=lambda: ["tests", ".venv"], description="Paths bandit does not scan."
     )
     confidence: Literal["low", "medium", "high"] = Field(
@@ -314,10 +371,10 @@ class EnvironmentConfig(Strict):
         description="SQLAlchemy URL of the environment's database; "
         "`{state}` is the environment's state folder.",
     )
-    migrations: str | None = Field(
+    migrations: ProjectPath | None = Field(
         default=None, description="Folder of `*.sql` files applied in name order."
     )
-    config: str | None = Field(
+    config: ProjectPath | None = Field(
         default=None, description="Config file given to the model server as $SHIPYARD_CONFIG."
     )
     port: int | None = Field(
@@ -377,7 +434,7 @@ MetricName = Annotated[
 
 
 class QualityConfig(Strict):
-    data: str = Field(description="Holdout CSV file, relative to the repository.")
+    data: ProjectPath = Field(description="Holdout CSV file, relative to the repository.")
     label: str = Field(description="Column holding the true value.")
     metrics: dict[MetricName, Threshold] = Field(
         default_factory=dict, description="Absolute bounds per metric, e.g. accuracy: {min: 0.9}."
@@ -440,7 +497,7 @@ class ProbeTraffic(Strict):
     rate: float = Field(
         default=40, gt=0, le=2000, description="Requests per second the canary stage sends itself."
     )
-    data: str | None = Field(
+    data: ProjectPath | None = Field(
         default=None, description="CSV of request rows (default: qa.quality.data)."
     )
 
@@ -455,7 +512,7 @@ class CanaryStep(Strict):
     pause: Annotated[
         float | Literal["manual"] | None,
         BeforeValidator(_pause),
-        WithJsonSchema({"anyOf": [_DURATION_SCHEMA, {"const": "manual"}]}),
+        WithJsonSchema({"anyOf": [_duration_schema(), {"const": "manual"}]}),
     ] = Field(
         default=None,
         description="How long the step lasts (default: canary.interval); `manual` holds it "
@@ -559,7 +616,7 @@ class ProjectConfig(Strict):
     python: str = Field(
         default="3.11", pattern=PYTHON_PATTERN, description='Python version, quoted: "3.11".'
     )
-    install: Annotated[str, AfterValidator(_install_file)] = Field(
+    install: Annotated[ProjectPath, AfterValidator(_install_file)] = Field(
         default="requirements.txt",
         description="Lock or requirements file: requirements*.txt, *.lock, or pyproject.toml",
     )

@@ -86,9 +86,11 @@ class Reconciler:
         rows = deploy.running(self.adapters, project, environment)
         if not rows:
             return
-        config = load_deployed_config(self.adapters, project, environment, rows[-1].version)
+        # The environment as it runs governs: the stable's config, at the port clients use.
+        live = next((row for row in reversed(rows) if row.role == "stable"), rows[-1])
+        config = load_deployed_config(self.adapters, project, environment, live.version)
         env = deploy.environment(config, environment)
-        port = deploy.gateway_port(environment, env)
+        port = deploy.serving_port(self.adapters, project, environment, env)
         if port is None:
             return
         env_dir = self.adapters.state.environment_dir(project, environment)

@@ -16,13 +16,16 @@ from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
-from shipyard.errors import Conflict, InvalidInput, NotFound, StageFailed
+from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
+from shipyard.paths import project_file
 from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
 from shipyard.runtime.routes import Shadow
 from shipyard.store.models import Deployment
 
 DEFAULT_PRODUCTION_PORT = 8787
+# The role of a version started for a go-live until it serves all traffic.
+CANDIDATE = "candidate"
 
 Say = Callable[[str], None]
 
@@ -41,6 +44,12 @@ def environment(config: ProjectConfig, name: str) -> EnvironmentConfig:
 def gateway_port(name: str, env: EnvironmentConfig) -> int | None:
     """Environments with a port get a gateway; production always has one (for canaries)."""
     return env.port or (DEFAULT_PRODUCTION_PORT if name == "production" else None)
+
+
+def serving_port(adapters: Adapters, project: str, name: str, env: EnvironmentConfig) -> int | None:
+    """The port the environment answers on now: its running gateway's, else the configured one."""
+    running_on = adapters.runtime.gateway_port(adapters.state.environment_dir(project, name))
+    return running_on or gateway_port(name, env)
 
 
 def unpack(
@@ -65,14 +74,14 @@ def prepare(
         url = resolve_database_url(env.database, env_dir)
         variables["SHIPYARD_DATABASE_URL"] = url
         if env.migrations:
-            result = apply_migrations(url, _inside(code_dir, env.migrations))
+            result = apply_migrations(url, project_file(code_dir, env.migrations))
             say(
                 f"{name}: migrations applied {result.applied or 'none'}; already applied {len(result.already_applied)}"
             )
     if env.config:
         target = env_dir / "config" / f"{version}{Path(env.config).suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_inside(code_dir, env.config), target)
+        shutil.copyfile(project_file(code_dir, env.config), target)
         variables["SHIPYARD_CONFIG"] = str(target)
         say(f"{name}: config {env.config} written to {target}")
     return variables
@@ -136,14 +145,17 @@ def route(
     window: str,
     *,
     shadow: Shadow | None = None,
+    move: bool = False,
 ) -> str:
     """Send traffic by weight through the environment's gateway; returns the gateway URL.
 
     The routes are written before the weights are stored: a process killed in between leaves
     the store one move behind, and the controller that resumes makes the move again.
+    The environment stays on the port its clients use now; only a go-live (``move``) takes it
+    to the port ``config`` names.
     """
     env = environment(config, name)
-    port = gateway_port(name, env)
+    port = gateway_port(name, env) if move else serving_port(adapters, config.name, name, env)
     if port is None:
         raise InvalidInput(
             f"Environment {name!r} has no gateway.",
@@ -171,11 +183,15 @@ def go_live(
     `shipyard rollback`; without one (clients call the server directly) the versions it
     replaces stop. Used by staging, live and `shipyard deploy`. Returns the endpoint and
     the standby's version.
+
+    The new version becomes ``stable`` only once it serves all traffic: when the move fails
+    (the new port is taken, the gateway does not take the routes) the version is withdrawn
+    and the previous stable keeps serving, as if nothing had been tried.
     """
     deployments = running(adapters, config.name, name)
     new = next((d for d in deployments if d.version == version), None)
     if new is None:
-        new = start(adapters, config.name, name, version, "stable", say)
+        new = start(adapters, config.name, name, version, CANDIDATE, say)
     others = [d for d in deployments if d.id != new.id]
     if gateway_port(name, environment(config, name)) is None:
         new.role, new.weight = "stable", 100
@@ -183,10 +199,57 @@ def go_live(
         for old in others:
             stop(adapters, old)
         return new.endpoint or "", None
-    url = route(adapters, config, name, [(new, 100), *((d, 0) for d in others)], window)
+    weights = [(new, 100), *((d, 0) for d in others)]
+    try:
+        url = route(adapters, config, name, weights, window, move=True)
+    except BaseException:
+        if new.role in (CANDIDATE, "canary"):  # a kept standby stays kept
+            withdraw(adapters, config.name, name, version, say)
+        raise
     new.role = "stable"
     adapters.store.save_deployment(new, "live")
     return url, keep_one_standby(adapters, others)
+
+
+def withdraw(adapters: Adapters, project: str, name: str, version: str, say: Say) -> None:
+    """Take a version that did not go live out of the environment.
+
+    All traffic goes back to the stable version (at the port clients use now) and the
+    version's servers stop, so it can be neither the stable nor anyone's baseline later.
+    A version that is already stable is left alone.
+    """
+    leaving = [
+        d for d in running(adapters, project, name) if d.version == version and d.role != "stable"
+    ]
+    if not leaving:
+        return
+    previous = stable(adapters, project, name)
+    if previous is not None:
+        try:
+            _route_all_to(adapters, project, name, previous, leaving, f"withdraw-{version}")
+        except ShipyardError as exc:  # the version stops all the same: it must not stay
+            say(f"{name}: could not move traffic back to {previous.version}: {exc.message}")
+    for deployment in leaving:
+        stop(adapters, deployment)
+    kept = f"; all traffic is on {previous.version}" if previous else ""
+    say(f"{name}: {version} withdrawn{kept}")
+
+
+def _route_all_to(
+    adapters: Adapters,
+    project: str,
+    name: str,
+    target: Deployment,
+    leaving: Sequence[Deployment],
+    window: str,
+) -> None:
+    """All traffic on ``target`` under its own config; ``leaving`` drops out of the routes."""
+    _, config = unpack(adapters, project, name, target.version)
+    if gateway_port(name, environment(config, name)) is None:
+        return  # clients call the server directly: there are no routes
+    gone = {d.id for d in leaving}
+    staying = [d for d in running(adapters, project, name) if d.id not in gone]
+    route(adapters, config, name, [(d, 100 if d.id == target.id else 0) for d in staying], window)
 
 
 def keep_one_standby(adapters: Adapters, others: Sequence[Deployment]) -> str | None:
@@ -222,7 +285,9 @@ def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, 
             hint="`shipyard envs` shows what runs.",
         )
     back = previous[-1]
-    _, config = unpack(adapters, project, name, back.version)
+    # The environment as it runs now governs (port, sticky header), never the target's config:
+    # a rollback changes routes only.
+    _, config = unpack(adapters, project, name, current.version)
     route(adapters, config, name, [(back, 100), (current, 0)], f"rollback-{back.version}")
     back.role, current.role = "stable", "standby"
     adapters.store.save_deployment(back, "rolled-back-to")
@@ -258,17 +323,3 @@ def running(
 def stable(adapters: Adapters, project: str, name: str) -> Deployment | None:
     rows = running(adapters, project, name, "stable")
     return rows[-1] if rows else None
-
-
-def _inside(root: Path, relative: str) -> Path:
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise StageFailed(
-            f"{relative!r} points outside the project.", hint="Use a path inside the repository."
-        )
-    if not path.exists():
-        raise StageFailed(
-            f"{relative} does not exist in the project.",
-            hint="Commit it or fix the path in shipyard.yaml.",
-        )
-    return path

@@ -20,8 +20,9 @@ from shipyard.config.loader import parse_config
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import Cancelled, ConfigError, ShipyardError
 from shipyard.git import repository_root, resolve_commit, show_file
+from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters, NullReporter, Reporter, RunContext, StageOutcome
-from shipyard.pipeline.stages import STAGE_FUNCTIONS
+from shipyard.pipeline.stages import STAGE_FUNCTIONS, production
 from shipyard.processes import pid_alive
 from shipyard.store.models import Run
 
@@ -62,6 +63,7 @@ class Pipeline:
                         self._enter_deploy(ctx, held)
                     outcome = self._run_stage(ctx, stage)
                     if outcome.status in (Status.FAILED, Status.CANCELLED, Status.ROLLED_BACK):
+                        self._withdraw(ctx, stage)
                         self._skip_rest(ctx, stage, f"not reached: {stage} {outcome.status}")
                         final = outcome.status
                         break
@@ -106,6 +108,21 @@ class Pipeline:
             stage, outcome.status, outcome.message, time.monotonic() - started
         )
         return outcome
+
+    def _withdraw(self, ctx: RunContext, stage: str) -> None:
+        """A run that stops in production takes its version out: never stable, never a baseline."""
+        if stage not in production.STAGES or production.ENVIRONMENT not in ctx.config.environments:
+            return
+        try:
+            deploy.withdraw(
+                self.adapters,
+                ctx.project,
+                production.ENVIRONMENT,
+                ctx.version,
+                lambda text: ctx.say(stage, text),
+            )
+        except ShipyardError as exc:
+            ctx.say(stage, f"could not withdraw {ctx.version}: {exc.message}")
 
     def _skip_rest(self, ctx: RunContext, after: str, reason: str) -> None:
         start = STAGES.index(after) + (0 if after not in ctx.results else 1)

@@ -137,6 +137,11 @@ class Runtime(ABC):
         """The environment's gateway URL, starting the gateway when it is not running."""
 
     @abstractmethod
+    def gateway_port(self, environment_dir: Path) -> int | None:
+        """The port where clients reach the environment: its gateway's, running or crashed;
+        None before its first start and after ``stop_gateway``."""
+
+    @abstractmethod
     def set_routes(
         self,
         environment_dir: Path,

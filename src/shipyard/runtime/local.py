@@ -125,16 +125,32 @@ class LocalRuntime(Runtime):
     # --- gateway -----------------------------------------------------------------------------
 
     def ensure_gateway(self, environment_dir: Path, port: int) -> str:
+        """The gateway on ``port``; one running elsewhere is replaced, never left dark.
+
+        A move binds and starts the new gateway first; the old one stops only once the new
+        one serves the current routes. When ``port`` cannot be bound the old gateway keeps
+        serving and nothing changes.
+        """
         environment_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(environment_dir / "gateway.lock"):
             pid = read_int(environment_dir / "gateway.pid")
-            if pid is not None and self.is_alive(pid) and is_gateway(pid, environment_dir):
-                if gateway_pid_on(port) == pid:
-                    return gateway_url(port)
-                self.stop_server(pid)  # ours but deaf, or moved to another port: start afresh
-            return self._start_gateway(environment_dir, port)
+            old = pid if pid is not None and self.is_alive(pid) else None
+            if old is None or not is_gateway(old, environment_dir):
+                return self._start_gateway(environment_dir, port)
+            if gateway_pid_on(port) == old:
+                return gateway_url(port)
+            if read_int(environment_dir / "gateway.port") == port:
+                self.stop_server(old)  # ours but deaf: it holds the port and serves nobody
+                return self._start_gateway(environment_dir, port)
+            url = self._start_gateway(environment_dir, port)
+            self.stop_server(old)  # the environment has moved and the new gateway serves
+            return url
+
+    def gateway_port(self, environment_dir: Path) -> int | None:
+        return read_int(environment_dir / "gateway.port")
 
     def _start_gateway(self, environment_dir: Path, port: int) -> str:
+        """A new gateway on ``port``, recorded as the environment's once it serves the routes."""
         routes = environment_dir / "routes.json"
         if not routes.exists():
             write_atomically(routes, {"generation": 0, "window": "", "backends": []})
@@ -146,17 +162,23 @@ class LocalRuntime(Runtime):
             process = self._spawn(command, environment_dir, dict(os.environ), log, sock)
         finally:
             sock.close()
-        write_atomically(environment_dir / "gateway.port", port)
-        write_atomically(environment_dir / "gateway.pid", process.pid)
+        generation = read_generation(routes)
 
-        def started() -> bool:
-            return gateway_pid_on(port) == process.pid
+        def ready() -> bool:
+            health = get_json(f"{gateway_url(port)}/_shipyard/health")
+            return (
+                isinstance(health, dict)
+                and health.get("pid") == process.pid
+                and int(health.get("generation", -1)) >= generation
+            )
 
         try:
-            wait_until(started, process, GATEWAY_START_SECONDS, "the gateway")
+            wait_until(ready, process, GATEWAY_START_SECONDS, "the gateway")
         except RuntimeFailure as exc:
             self.stop_server(process.pid)
             raise RuntimeFailure(f"{exc.message}; last lines of {log}:\n{log_tail(log)}") from None
+        write_atomically(environment_dir / "gateway.port", port)
+        write_atomically(environment_dir / "gateway.pid", process.pid)
         return gateway_url(port)
 
     def set_routes(

@@ -12,6 +12,7 @@ from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
 
 ENVIRONMENT = "production"
+STAGES = ("canary", "live")  # a run that stops in one of these withdraws its version
 
 
 def canary(ctx: RunContext) -> StageOutcome:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from shipyard.errors import StageFailed
+from shipyard.paths import project_file
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.qa.load import rows_to_bodies, run_load
@@ -84,6 +85,7 @@ def _load(ctx: RunContext, endpoint: str, failures: list[str]) -> dict[str, Any]
 def _quality(ctx: RunContext, endpoint: str, failures: list[str]) -> dict[str, Any]:
     assert ctx.config.qa and ctx.config.qa.quality
     quality = ctx.config.qa.quality
+    project_file(ctx.code_dir, quality.data)  # a symlink must not lead out
     report = evaluate_quality(endpoint, quality, ctx.code_dir)
     ctx.say(
         STAGE,
@@ -113,7 +115,7 @@ def _request_bodies(ctx: RunContext) -> list[dict[str, Any]]:
     assert ctx.config.qa
     quality = ctx.config.qa.quality
     if quality:
-        rows, _labels = load_rows(ctx.code_dir / quality.data, quality.label)
+        rows, _labels = load_rows(project_file(ctx.code_dir, quality.data), quality.label)
         return rows_to_bodies(rows)
     example = ctx.model_dir / "input_example.json"
     if example.is_file():
