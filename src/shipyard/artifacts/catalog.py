@@ -297,10 +297,11 @@ class Catalog:
     # -- what the promotion policy reads -------------------------------------------------------
 
     def stage_statuses(self, artifact: Artifact) -> tuple[dict[str, str], str]:
-        """The stage results behind ``artifact``, and where they come from.
+        """The stage results ``artifact`` claims, and where they come from.
 
         An artifact built here has a run: its stage rows are the record. One pushed from
-        elsewhere has only the ``<stage>.status`` properties it arrived with.
+        elsewhere has only the ``<stage>.status`` properties it arrived with. Claims only: the
+        promotion policy reads the signed results (:mod:`shipyard.artifacts.attestations`).
         """
         if artifact.run_id is not None:
             with self.store.session() as s:
