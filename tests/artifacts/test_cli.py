@@ -97,6 +97,7 @@ def test_show_search_set_and_json(
     shown = json.loads(cli("artifacts", "show", ref, "--json", "--state", state).stdout)
     assert shown["digest"] == artifact.digest and shown["properties"]["team"] == "vision"
     assert shown["repositories"] == ["dev"] and shown["build_info"]["run"] == 1
+    assert [a.split(" by ")[0] for a in shown["attestations"]] == ["build", "test", "analyze", "qa"]
     human = cli("artifacts", "show", ref, "--state", state)
     assert "vision" in human.stdout and '"run": 1' in human.stdout
     found = cli(

@@ -114,7 +114,7 @@ def artifacts_show(
     state: StateOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """An artifact's build-info, properties, repositories and signatures."""
+    """An artifact's build-info, properties, repositories, signatures and attestations."""
     from shipyard.artifacts.catalog import Catalog
 
     catalog = Catalog(adapters(state).store)
@@ -122,12 +122,15 @@ def artifacts_show(
     data = {
         **_listed_dict(item),
         "signatures": [s.key_id for s in catalog.signatures(item.artifact)],
+        "attestations": [
+            f"{a.subject} by {a.signature.key_id}" for a in catalog.attestations(item.artifact)
+        ],
     }
     if as_json:
         print_json(console, data)
         return
     table = Table(show_header=False, title=ref, title_justify="left")
-    for key in ("digest", "size", "repositories", "created_at", "signatures"):
+    for key in ("digest", "size", "repositories", "created_at", "signatures", "attestations"):
         value = data[key]
         table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
     for key, value in item.properties.items():
