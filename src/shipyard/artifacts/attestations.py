@@ -162,13 +162,11 @@ def evidence(
     claimed, source = catalog.stage_statuses(artifact)
     statuses: dict[str, str] = {}
     doubts: dict[str, str] = {}
-    built_here = any(
-        a.subject == BUILD and _verified(a, artifact, trusted) is not None for a in found
-    )
+    vouched = _built(found, artifact, trusted)
     for stage in stages:
         if stage in ATTESTED_STAGES:
             status, doubt = _result(stage, found, artifact, trusted, properties)
-        elif built_here:
+        elif vouched:
             status, doubt = claimed.get(stage, "unknown"), None
             if stage in BUILD_STAGES:
                 status = Status.PASSED.value
@@ -220,8 +218,16 @@ def may_load_pickle(catalog: Catalog, artifact: Artifact, keys: KeyFile) -> bool
     """Unpickling runs code: only a build of a trusted pipeline whose model scan passed may."""
     trusted = keys.trusted_keys()
     found = catalog.attestations(artifact)
-    built = any(a.subject == BUILD and _verified(a, artifact, trusted) for a in found)
-    return built and any(_scan_passed(a, artifact, trusted) for a in found)
+    return _built(found, artifact, trusted) and any(
+        _scan_passed(a, artifact, trusted) for a in found
+    )
+
+
+def _built(
+    found: Iterable[Attestation], artifact: Artifact, trusted: Mapping[str, Ed25519PublicKey]
+) -> bool:
+    """Whether a trusted pipeline signed that it built these bytes."""
+    return any(a.subject == BUILD and _verified(a, artifact, trusted) is not None for a in found)
 
 
 def _scan_passed(
