@@ -23,6 +23,7 @@ from shipyard.artifacts.transfer import FORMAT, manifest_path, pull, push
 from shipyard.domain import RELEASE_REPOSITORY
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.store.models import Artifact, ArtifactProperty, StageRun
+from shipyard.store.models import Attestation as Row
 from shipyard.store.store import Store
 
 from .conftest import PASSING, Tree, publish_run
@@ -302,3 +303,13 @@ def test_rotation_needs_the_old_key_and_stops_on_a_signature_that_does_not_verif
     keys.path.unlink()
     with pytest.raises(InvalidInput, match="There is no signing key"):
         rotate_key(catalog, keys)
+
+
+def test_a_signed_result_relabelled_as_another_stage_does_not_count(
+    built: Artifact, store: Store, keys: KeyFile
+) -> None:
+    with store.session() as s:  # the genuine test result, relabelled as qa's
+        s.execute(update(Row).where(Row.subject == "qa").values(subject="gone"))
+        s.execute(update(Row).where(Row.subject == "test").values(subject="qa"))
+    with pytest.raises(Conflict, match="its test, qa result"):
+        promote(store, "iris", built.version, keys=keys)

@@ -123,6 +123,8 @@ def check_carried(attestation: Attestation, name: str, version: str, digest: str
         digest,
     ):
         raise SignatureError(f"its {attestation.subject} statement is about another artifact")
+    if not _about(attestation.subject, fields):
+        raise SignatureError(f"its {attestation.subject} statement is about something else")
     public = public_key_of(attestation.signature)
     if not verifies(attestation.signature, public, attestation.statement.encode()):
         raise SignatureError(f"its {attestation.subject} statement does not match its signature")
@@ -141,7 +143,15 @@ def _verified(
         fields = attestation.fields()
     except ValueError:
         return None
-    return fields if fields.items() >= _identity(artifact).items() else None
+    names_it = fields.items() >= _identity(artifact).items()
+    return fields if names_it and _about(attestation.subject, fields) else None
+
+
+def _about(subject: str, fields: Mapping[str, Any]) -> bool:
+    """Whether the signed statement is the kind its (unsigned) subject label says."""
+    if subject == BUILD:
+        return fields.get("type") == BUILD_TYPE
+    return fields.get("type") == RESULT_TYPE and fields.get("stage") == subject
 
 
 @dataclass(frozen=True)
