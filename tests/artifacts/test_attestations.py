@@ -300,6 +300,7 @@ def test_rotation_needs_the_old_key_and_stops_on_a_signature_that_does_not_verif
         rotate_key(catalog, keys)
     assert key_id(keys.trusted()) == old
     assert [s.key_id for s in catalog.signatures(built)] == [old]
+    assert sorted(p.name for p in keys.path.parent.iterdir()) == ["signing.key"]  # no new key left
     keys.path.unlink()
     with pytest.raises(InvalidInput, match="There is no signing key"):
         rotate_key(catalog, keys)
