@@ -7,7 +7,9 @@ Rotating replaces the signing key without orphaning a signature: every release s
 every attestation this instance made is first verified with the old key, then re-signed with a
 new one, in one transaction (a single one that does not verify stops it all, changing nothing);
 each artifact's re-signing is in the audit log. The old key is kept beside the new one as
-``retired/<key id>.key``, no longer used or trusted.
+``retired/<key id>.key``, no longer used or trusted. The new key is written first, as
+``.<name>.new`` beside the key, and moved into place after the transaction: a process killed
+in between leaves it there, and moving it over the key file finishes the rotation.
 """
 
 from __future__ import annotations
