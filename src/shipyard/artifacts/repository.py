@@ -187,12 +187,7 @@ def promote(
     signer = own_signer(catalog, keys) if repository.immutable and keys and not dry_run else None
     policy = PromotionPolicy(tuple(repository.require), tuple(repository.allow_skipped))
     found = evidence(catalog, artifact, policy.require, keys)
-    if override and not (reason or "").strip():
-        raise InvalidInput(
-            "--override promotes on results that do not verify; say why with --reason.",
-            hint="The reason goes into the audit log with the override.",
-        )
-    statuses = _overridden(catalog, artifact, found) if override else found.statuses
+    statuses = _overridden(catalog, artifact, found, reason) if override else found.statuses
     decision = decide(policy, statuses, found.source)
     already = store.in_repository(target, name, version)
     result = PromotionResult(
@@ -212,7 +207,19 @@ def promote(
     return PromotionResult(result.ref, target, True, False, decision, signed_by)
 
 
-def _overridden(catalog: Catalog, artifact: Artifact, found: Evidence) -> dict[str, str]:
+def _overridden(
+    catalog: Catalog, artifact: Artifact, found: Evidence, reason: str | None
+) -> dict[str, str]:
+    """An admin's override: the claimed statuses stand in for those that do not verify."""
+    if not (reason or "").strip():
+        raise InvalidInput(
+            "--override promotes on results that do not verify; say why with --reason.",
+            hint="The reason goes into the audit log with the override.",
+        )
+    return _claimed(catalog, artifact, found)
+
+
+def _claimed(catalog: Catalog, artifact: Artifact, found: Evidence) -> dict[str, str]:
     """The verified statuses, with the claimed ones where a result does not verify."""
     claimed, _ = catalog.stage_statuses(artifact)
     doubted = {stage: claimed.get(stage, "unknown") for stage in found.doubts}
@@ -229,7 +236,7 @@ def _refusal(
     """Name what really stops it: a claimed failure first, else the results that do not verify."""
     if not found.doubts:
         return _refused(result)
-    claimed = decide(policy, _overridden(catalog, artifact, found), found.source)
+    claimed = decide(policy, _claimed(catalog, artifact, found), found.source)
     if claimed.allowed:
         return _untrusted(result, found)
     return _refused(replace(result, decision=claimed), trust_hint(result.ref))
