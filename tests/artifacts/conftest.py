@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from shipyard.artifacts import KeyFile, LocalBlobStore, PackedArtifact, pack, publish
+from shipyard.artifacts.attestations import ATTESTED_STAGES
+from shipyard.artifacts.properties import stage_properties
 from shipyard.domain import Status
 from shipyard.store.models import Artifact
 from shipyard.store.store import Store
@@ -89,8 +91,19 @@ def publish_run(
     statuses: dict[str, str],
     **build_info: object,
 ) -> Artifact:
-    """Pack and publish an artifact of a run with ``statuses``, versioned ``<run>-ab12cd3``."""
+    """Pack and publish an artifact of a run with ``statuses``, versioned ``<run>-ab12cd3``.
+
+    As the pipeline does, the build and the results of test, analyze and qa are signed with
+    the key beside the blob store (``<root>/keys/signing.key``: the ``keys`` fixture, or the
+    state directory's key).
+    """
     run_id, number = run_with(store, statuses)
     info = {"name": "iris", "version": f"{number}-ab12cd3", "run": number, **build_info}
     packed = tree.pack(out, **info)
-    return publish(store, blobs, packed, info, run_id=run_id)
+    results = {
+        stage: stage_properties(stage, status, {})
+        for stage, status in statuses.items()
+        if stage in ATTESTED_STAGES
+    }
+    keys = KeyFile(blobs.root.parent / "keys" / "signing.key", create=True)
+    return publish(store, blobs, packed, info, run_id=run_id, keys=keys, results=results)

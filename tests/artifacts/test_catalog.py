@@ -23,13 +23,14 @@ def test_properties_are_upserted_removed_and_audited(
 ) -> None:
     artifact = publish_run(tree, tmp_path / "out", store, blobs, PASSING)
     catalog = Catalog(store)
+    signed = {"test.status": "passed", "analyze.status": "passed"}  # set and signed at publish
     catalog.set_properties(artifact, {"team": "vision", "qa.accuracy": "0.93"}, "alice")
     catalog.set_properties(artifact, {"team": "search"})
-    assert catalog.properties(artifact) == {"qa.accuracy": "0.93", "team": "search"}
+    assert catalog.properties(artifact) == {**signed, "qa.accuracy": "0.93", "team": "search"}
     assert catalog.unset_properties(artifact, ["team", "absent"]) == ["team"]
-    assert catalog.properties(artifact) == {"qa.accuracy": "0.93"}
+    assert catalog.properties(artifact) == {**signed, "qa.accuracy": "0.93"}
     actions = [e.action for e in store.events(f"iris:{artifact.version}")]
-    assert actions.count("artifact.properties") == 3
+    assert actions.count("artifact.properties") == 5
     with pytest.raises(InvalidInput, match="Invalid property key 'Bad Key'"):
         catalog.set_properties(artifact, {"Bad Key": "x"})
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 from shipyard.artifacts import KeyFile, LocalBlobStore, materialize
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.fsck import fsck
+from shipyard.artifacts.signing import key_id, public_pem
 from shipyard.artifacts.transfer import pull
 from shipyard.cli.app import app
 from shipyard.paths import StateDir
@@ -96,6 +97,7 @@ def test_show_search_set_and_json(
     shown = json.loads(cli("artifacts", "show", ref, "--json", "--state", state).stdout)
     assert shown["digest"] == artifact.digest and shown["properties"]["team"] == "vision"
     assert shown["repositories"] == ["dev"] and shown["build_info"]["run"] == 1
+    assert [a.split(" by ")[0] for a in shown["attestations"]] == ["build", "test", "analyze", "qa"]
     human = cli("artifacts", "show", ref, "--state", state)
     assert "vision" in human.stdout and '"run": 1' in human.stdout
     found = cli(
@@ -310,3 +312,43 @@ def wait_for_partial_blob(pipe: BinaryIO, compressor: Any, temp_dir: Path, at_le
         if sizes and max(sizes) >= at_least:
             return
     raise AssertionError("the push never wrote its temporary blob file")
+
+
+def test_override_trust_list_and_rotate_through_the_cli(
+    cli: Cli, tree: Tree, tmp_path: Path, state: Path, home: tuple[Store, LocalBlobStore]
+) -> None:
+    store, _ = home
+    packed = tree.pack(tmp_path / "forged.tar.gz", version="6.6.6")
+    claims = {f"{s}.status": "passed" for s in ("test", "analyze", "qa")}
+    manifest = {
+        "format": "shipyard.artifact-manifest.v1",
+        "name": "iris",
+        "version": "6.6.6",
+        "digest": packed.digest,
+        "properties": claims,
+        "signatures": [],
+    }
+    Path(f"{packed.path}.manifest.json").write_text(json.dumps(manifest))
+    assert cli("artifacts", "push", packed.path, "--state", state).exit_code == 0
+    refused = cli("promote", "iris:6.6.6", "--state", state)
+    assert refused.exit_code == 1
+    assert "not signed by a key this Shipyard trusts" in str(refused.exception)
+    assert "--override" in (refused.exception.hint or "")  # type: ignore[union-attr]
+    done = cli("promote", "iris:6.6.6", "--override", "--reason", "audited", "--state", state)
+    assert done.exit_code == 0 and "iris:6.6.6 promoted to release" in squeeze(done.stdout)
+    actions = [e.action for e in store.events("iris:6.6.6")]
+    assert "artifact.promotion-overridden" in actions
+
+    other = KeyFile(tmp_path / "elsewhere" / "signing.key", create=True)
+    pem = tmp_path / "elsewhere.pub"
+    pem.write_text(public_pem(other.signer().public))
+    trusted = cli("artifacts", "key", "trust", pem, "--state", state)
+    assert trusted.exit_code == 0, trusted.output
+    listed = squeeze(cli("artifacts", "key", "list", "--state", state).stdout)
+    own = key_id(KeyFile(state / "keys" / "signing.key", create=False).trusted())
+    assert f"{own} this instance" in listed
+    assert f"{key_id(other.trusted())} trusted" in listed
+    rotated = cli("artifacts", "key", "rotate", "--state", state)
+    assert rotated.exit_code == 0, rotated.output
+    assert f"rotated {own} ->" in squeeze(rotated.stdout)
+    assert "1 artifact(s) re-signed" in squeeze(rotated.stdout)

@@ -134,7 +134,7 @@ def test_promote_is_metadata_only_idempotent_signed_and_audited(
     dry = promote(store, "iris", ref, dry_run=True, keys=keys)
     assert (dry.promoted, dry.already, dry.decision.allowed) == (True, False, True)
     assert not store.in_repository(RELEASE_REPOSITORY, "iris", ref)  # dry run changed nothing
-    assert not keys.path.exists()  # nor made a key
+    assert "artifact.signed" not in [e.action for e in store.events(f"iris:{ref}")]  # nor signed
     done = promote(store, "iris", ref, reason="QA passed", keys=keys)
     assert done.promoted and done.signed_by and done.signed_by.startswith("ed25519:")
     assert store.in_repository(RELEASE_REPOSITORY, "iris", ref)

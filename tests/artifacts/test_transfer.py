@@ -11,6 +11,8 @@ import pytest
 
 from shipyard.artifacts import KeyFile, LocalBlobStore, promote
 from shipyard.artifacts.catalog import Catalog
+from shipyard.artifacts.keys import trust_key
+from shipyard.artifacts.signing import public_pem
 from shipyard.artifacts.transfer import manifest_path, pull, push
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.store.models import Artifact
@@ -82,13 +84,21 @@ def test_push_on_another_machine_carries_properties_and_stage_results(
     props = Catalog(other.store).properties(other.store.get_artifact("iris", released.version))
     assert props["team"] == "vision" and props["origin.signed-by"] == keys.signer().key_id
     assert props["test.status"] == props["qa.status"] == "passed"
-    # The other machine's policy reads the imported results and signs with its own key.
+    # The other machine trusts this one's key: its policy reads the imported signed results
+    # and signs the release with its own key.
+    trust(other, keys)
     result = promote(other.store, "iris", released.version, keys=other.keys)
     assert result.promoted and result.decision.evidence == "imported stage results"
     assert result.signed_by == other.keys.signer().key_id != keys.signer().key_id
     again = push(other.store, other.blobs, out)
     assert not again.created
     assert len(other.blob_files()) == 1
+
+
+def trust(machine: Machine, keys: KeyFile) -> None:
+    pem = machine.keys.path.parent / "their.pub"
+    pem.write_text(public_pem(keys.trusted()))
+    trust_key(machine.keys, pem)
 
 
 def test_push_without_a_manifest_arrives_bare_and_release_refuses_it(

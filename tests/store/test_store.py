@@ -24,6 +24,7 @@ TABLES = {
     "alembic_version",
     "artifact_properties",
     "artifact_refs",
+    "artifact_attestations",
     "artifact_signatures",
     "artifacts",
     "deployments",
@@ -66,7 +67,7 @@ def test_opening_the_same_file_again_migrates_nothing_and_keeps_the_data(
     finally:
         again.close()
     with sqlite3.connect(tmp_path / "s.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
 
 
 def test_the_database_is_in_wal_mode(store: Store, project: str, tmp_path: Path) -> None:

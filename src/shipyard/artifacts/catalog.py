@@ -6,17 +6,18 @@ writes its audit event in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Select, delete, exists, select
 from sqlalchemy.orm import Session
 
+from shipyard.artifacts.attestations import Attestation
 from shipyard.artifacts.policy import PolicyChange, PromotionPolicy
 from shipyard.artifacts.properties import validate_key, validate_value
 from shipyard.artifacts.search import VersionFilter
-from shipyard.artifacts.signing import SignatureRecord
+from shipyard.artifacts.signing import SignatureRecord, statement
 from shipyard.domain import STAGES
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.store.models import (
@@ -29,6 +30,7 @@ from shipyard.store.models import (
     StageRun,
     utcnow,
 )
+from shipyard.store.models import Attestation as AttestationRow
 from shipyard.store.store import current_actor
 
 if TYPE_CHECKING:
@@ -178,6 +180,110 @@ class Catalog:
             )
             return [SignatureRecord(r.algorithm, r.key_id, r.public_key, r.value) for r in rows]
 
+    # -- attestations --------------------------------------------------------------------------
+
+    def add_attestation(
+        self, artifact: Artifact, attestation: Attestation, *, imported: bool
+    ) -> None:
+        """Store a signed statement; the same subject signed again by the same key replaces it."""
+        record = attestation.signature
+        with self.store.session() as s:
+            query = select(AttestationRow).where(
+                AttestationRow.artifact_id == artifact.id,
+                AttestationRow.subject == attestation.subject,
+                AttestationRow.key_id == record.key_id,
+            )
+            row = s.scalar(query)
+            if row is None:
+                row = AttestationRow(
+                    artifact_id=artifact.id,
+                    subject=attestation.subject,
+                    key_id=record.key_id,
+                    imported=imported,
+                )
+                s.add(row)
+            row.statement, row.algorithm = attestation.statement, record.algorithm
+            row.public_key, row.value = record.public_key, record.value
+            row.actor = current_actor()
+            self.store.record(
+                s,
+                "artifact.attested",
+                _ref(artifact),
+                about=attestation.subject,
+                key=record.key_id,
+                imported=row.imported,
+            )
+
+    def attestations(self, artifact: Artifact) -> list[Attestation]:
+        with self.store.session() as s:
+            rows = s.scalars(
+                select(AttestationRow)
+                .where(AttestationRow.artifact_id == artifact.id)
+                .order_by(AttestationRow.id)
+            )
+            return [_attestation(row) for row in rows]
+
+    def own_key_ids(self) -> set[str]:
+        """Keys this instance signed with: releases, and attestations it made (not imported)."""
+        with self.store.session() as s:
+            released = s.scalars(select(Signature.key_id).distinct())
+            attested = s.scalars(
+                select(AttestationRow.key_id).where(AttestationRow.imported.is_(False)).distinct()
+            )
+            return set(released) | set(attested)
+
+    def re_sign(
+        self, old_key: str, sign: Callable[[Artifact, bytes, SignatureRecord], SignatureRecord]
+    ) -> int:
+        """Replace every signature and own attestation by ``old_key`` with ``sign``'s, atomically.
+
+        ``sign`` gets the artifact, the signed bytes and the old record, checks it and returns
+        the new one; an exception from it leaves everything as it was. Audited per artifact.
+        """
+        done: dict[int, list[str]] = {}
+        with self.store.session() as s:
+            for row in s.scalars(select(Signature).where(Signature.key_id == old_key)).all():
+                artifact = s.get_one(Artifact, row.artifact_id)
+                data = statement(artifact.name, artifact.version, artifact.digest)
+                stored = SignatureRecord(row.algorithm, row.key_id, row.public_key, row.value)
+                s.add(_signature_row(artifact.id, sign(artifact, data, stored)))
+                s.delete(row)
+                done.setdefault(artifact.id, []).append("release")
+            own = select(AttestationRow).where(
+                AttestationRow.key_id == old_key, AttestationRow.imported.is_(False)
+            )
+            for old in s.scalars(own).all():
+                artifact = s.get_one(Artifact, old.artifact_id)
+                record = sign(artifact, old.statement.encode(), _attestation(old).signature)
+                s.add(_attestation_row(old, record))
+                s.delete(old)
+                done.setdefault(artifact.id, []).append(old.subject)
+            s.flush()
+            for artifact_id, subjects in done.items():
+                artifact = s.get_one(Artifact, artifact_id)
+                self.store.record(
+                    s, "artifact.re-signed", _ref(artifact), old_key=old_key, signed=subjects
+                )
+        return len(done)
+
+    def record_override(
+        self, artifact: Artifact, target: str, reason: str, doubts: Mapping[str, str]
+    ) -> None:
+        """An admin promoted on results that do not verify: its own kind of audit event."""
+        with self.store.session() as s:
+            self.store.record(
+                s,
+                "artifact.promotion-overridden",
+                _ref(artifact),
+                target=target,
+                reason=reason,
+                unverified=dict(doubts),
+            )
+
+    def record_rotation(self, old_key: str, new_key: str, artifacts: int) -> None:
+        with self.store.session() as s:
+            self.store.record(s, "key.rotated", new_key, old_key=old_key, artifacts=artifacts)
+
     def immutable_repositories(self, artifact: Artifact) -> list[str]:
         """The immutable repositories holding ``artifact``: its signature must verify to deploy."""
         with self.store.session() as s:
@@ -191,10 +297,11 @@ class Catalog:
     # -- what the promotion policy reads -------------------------------------------------------
 
     def stage_statuses(self, artifact: Artifact) -> tuple[dict[str, str], str]:
-        """The stage results behind ``artifact``, and where they come from.
+        """The stage results ``artifact`` claims, and where they come from.
 
         An artifact built here has a run: its stage rows are the record. One pushed from
-        elsewhere has only the ``<stage>.status`` properties it arrived with.
+        elsewhere has only the ``<stage>.status`` properties it arrived with. Claims only: the
+        promotion policy reads the signed results (:mod:`shipyard.artifacts.attestations`).
         """
         if artifact.run_id is not None:
             with self.store.session() as s:
@@ -317,6 +424,36 @@ class Catalog:
         with self.store.session() as s:
             query = select(Artifact).where(Artifact.deleted_at.is_(None)).order_by(Artifact.id)
             return list(s.scalars(query))
+
+
+def _attestation(row: AttestationRow) -> Attestation:
+    record = SignatureRecord(row.algorithm, row.key_id, row.public_key, row.value)
+    return Attestation(row.subject, row.statement, record)
+
+
+def _signature_row(artifact_id: int, record: SignatureRecord) -> Signature:
+    return Signature(
+        artifact_id=artifact_id,
+        algorithm=record.algorithm,
+        key_id=record.key_id,
+        public_key=record.public_key,
+        value=record.value,
+        actor=current_actor(),
+    )
+
+
+def _attestation_row(old: AttestationRow, record: SignatureRecord) -> AttestationRow:
+    return AttestationRow(
+        artifact_id=old.artifact_id,
+        subject=old.subject,
+        statement=old.statement,
+        algorithm=record.algorithm,
+        key_id=record.key_id,
+        public_key=record.public_key,
+        value=record.value,
+        imported=False,
+        actor=current_actor(),
+    )
 
 
 def _repository(s: Session, name: str) -> Repository:

@@ -3,8 +3,8 @@
 Keys are 1 to 128 characters from a-z, 0-9, '.', '_' and '-', starting with a letter or digit;
 values are up to 1024 printable characters. Keys under the stages' namespaces (``build.``,
 ``git.``, ``test.``, ``analyze.``, ``qa.``, ``release.``, ``origin.``) are written by Shipyard
-only: the promotion policy of an imported artifact reads ``<stage>.status``, so a user must
-not be able to set it.
+only: a stage's ``<stage>.*`` properties are what its signed result says, and promotion refuses
+an artifact whose properties differ from the signature (:mod:`shipyard.artifacts.attestations`).
 """
 
 from __future__ import annotations

@@ -26,15 +26,22 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.artifacts.archive import BUILD_INFO, PackedArtifact, unpack
+from shipyard.artifacts.attestations import (
+    Evidence,
+    evidence,
+    own_signer,
+    sign_build,
+    sign_result,
+)
 from shipyard.artifacts.deployed import MARKER, clear_caches, differences, read_marker, write_marker
 from shipyard.artifacts.interface import BlobError, BlobStore, SignatureError
 from shipyard.artifacts.policy import Decision, PromotionPolicy, decide
-from shipyard.artifacts.signing import KeyFile, key_id, verify
+from shipyard.artifacts.signing import KeyFile, Signer, key_id, verify
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
 from shipyard.errors import Conflict, InvalidInput, NotFound
 
@@ -85,8 +92,17 @@ def publish(
     build_info: Mapping[str, Any],
     *,
     run_id: int | None,
+    keys: KeyFile | None = None,
+    results: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Artifact:
-    """Store the archive's bytes and put ``name:version`` into the ``dev`` repository."""
+    """Store the archive's bytes and put ``name:version`` into the ``dev`` repository.
+
+    With ``keys`` (the pipeline's case) the build is signed, and so is each stage result in
+    ``results`` (stage -> the ``<stage>.*`` properties it set, which are set with it).
+    """
+    from shipyard.artifacts.catalog import Catalog
+
+    signer = own_signer(Catalog(store), keys) if keys is not None else None
     name, version = _name_and_version(build_info)
     blob = blobs.put(packed.path)
     if blob.digest != packed.digest:
@@ -96,8 +112,31 @@ def publish(
             hint="Something wrote to the archive; build again.",
         )
     artifact = store.add_artifact(name, version, blob.digest, blob.size, dict(build_info), run_id)
+    if signer is not None:
+        sign_build(Catalog(store), artifact, signer)
+        for stage, properties in (results or {}).items():
+            _record(store, artifact, stage, properties, signer)
     store.add_ref(DEV_REPOSITORY, artifact)
     return artifact
+
+
+def record_result(
+    store: Store, artifact: Artifact, stage: str, properties: Mapping[str, str], keys: KeyFile
+) -> None:
+    """Set a stage's ``<stage>.*`` properties on ``artifact`` and sign them as its result."""
+    from shipyard.artifacts.catalog import Catalog
+
+    _record(store, artifact, stage, properties, own_signer(Catalog(store), keys))
+
+
+def _record(
+    store: Store, artifact: Artifact, stage: str, properties: Mapping[str, str], signer: Signer
+) -> None:
+    from shipyard.artifacts.catalog import Catalog
+
+    catalog = Catalog(store)
+    catalog.set_properties(artifact, properties, f"{stage} stage")
+    sign_result(catalog, artifact, stage, properties, signer)
 
 
 @dataclass(frozen=True)
@@ -120,8 +159,14 @@ def promote(
     reason: str | None = None,
     dry_run: bool = False,
     keys: KeyFile | None = None,
+    override: bool = False,
 ) -> PromotionResult:
     """Add ``name:version`` from ``source`` to ``target`` if the target's policy allows it.
+
+    The policy reads only stage results whose attestation verifies with a trusted key
+    (:mod:`shipyard.artifacts.attestations`). ``override`` (an admin's call, with a ``reason``,
+    audited as ``artifact.promotion-overridden``) lets the claimed results stand in for
+    results that do not verify; the policy still applies to them.
 
     Metadata only: the blob is shared. An immutable target signs with ``keys`` first. With
     ``dry_run`` nothing changes and the result says what a real call would do. A refusal
@@ -139,9 +184,14 @@ def promote(
             hint=f"`shipyard artifacts --repository {source}` lists what it holds.",
         )
     artifact = store.get_artifact(name, version)
-    statuses, evidence = catalog.stage_statuses(artifact)
+    if repository.immutable and keys is None:
+        raise _no_key(artifact)
+    # A lost key is refused before anything else: the results it signed would not verify.
+    signer = own_signer(catalog, keys) if repository.immutable and keys and not dry_run else None
     policy = PromotionPolicy(tuple(repository.require), tuple(repository.allow_skipped))
-    decision = decide(policy, statuses, evidence)
+    found = evidence(catalog, artifact, policy.require, keys)
+    statuses = _overridden(catalog, artifact, found, reason) if override else found.statuses
+    decision = decide(policy, statuses, found.source)
     already = store.in_repository(target, name, version)
     result = PromotionResult(
         f"{name}:{version}", target, not already and decision.allowed, already, decision
@@ -149,16 +199,72 @@ def promote(
     if dry_run:
         return result
     if not decision.allowed:
-        raise _refused(result)
-    signed_by = _sign(catalog, artifact, keys) if repository.immutable else None
+        raise _refusal(catalog, artifact, policy, result, found)
+    signed_by = _sign(catalog, artifact, signer) if signer is not None else None
     if already or not store.add_ref(target, artifact):
         return PromotionResult(result.ref, target, False, True, decision, signed_by)
+    if override and found.doubts:
+        catalog.record_override(artifact, target, reason or "", found.doubts)
     why = f"{reason or 'promotion'} ({decision.summary()})"
     store.record_promotion(artifact, source, target, why)
     return PromotionResult(result.ref, target, True, False, decision, signed_by)
 
 
-def _refused(result: PromotionResult) -> Conflict:
+def _overridden(
+    catalog: Catalog, artifact: Artifact, found: Evidence, reason: str | None
+) -> dict[str, str]:
+    """An admin's override: the claimed statuses stand in for those that do not verify."""
+    if not (reason or "").strip():
+        raise InvalidInput(
+            "--override promotes on results that do not verify; say why with --reason.",
+            hint="The reason goes into the audit log with the override.",
+        )
+    return _claimed(catalog, artifact, found)
+
+
+def _claimed(catalog: Catalog, artifact: Artifact, found: Evidence) -> dict[str, str]:
+    """The verified statuses, with the claimed ones where a result does not verify."""
+    claimed, _ = catalog.stage_statuses(artifact)
+    doubted = {stage: claimed.get(stage, "unknown") for stage in found.doubts}
+    return {**found.statuses, **doubted}
+
+
+def _refusal(
+    catalog: Catalog,
+    artifact: Artifact,
+    policy: PromotionPolicy,
+    result: PromotionResult,
+    found: Evidence,
+) -> Conflict:
+    """Name what really stops it: a claimed failure first, else the results that do not verify."""
+    if not found.doubts:
+        return _refused(result)
+    claimed = decide(policy, _claimed(catalog, artifact, found), found.source)
+    if claimed.allowed:
+        return _untrusted(result, found)
+    return _refused(replace(result, decision=claimed), trust_hint(result.ref))
+
+
+def trust_hint(ref: str) -> str:
+    return (
+        "Run it through this Shipyard's pipeline, or trust the key of the Shipyard that built it"
+        " (`shipyard artifacts key trust FILE`). An admin can promote it anyway with"
+        f' `shipyard promote {ref} --override --reason "..."`, recorded in the audit log as'
+        " artifact.promotion-overridden."
+    )
+
+
+def _untrusted(result: PromotionResult, found: Evidence) -> Conflict:
+    why = "; ".join(f"{stage}: {doubt}" for stage, doubt in found.doubts.items())
+    return Conflict(
+        f"The {result.target!r} policy refuses {result.ref}: its"
+        f" {', '.join(found.doubts)} result(s) are not signed by a key this Shipyard trusts"
+        f" ({why}). A claimed result is not evidence.",
+        hint=trust_hint(result.ref),
+    )
+
+
+def _refused(result: PromotionResult, hint_instead: str | None = None) -> Conflict:
     failing = ", ".join(f"{c.stage} {c.status}" for c in result.decision.refused)
     skipped = [c.stage for c in result.decision.refused if c.status == "skipped"]
     hint = (
@@ -166,7 +272,7 @@ def _refused(result: PromotionResult) -> Conflict:
         f" `shipyard artifacts policy {result.target} --allow-skipped {','.join(skipped)}"
         ' --reason "..."`.'
         if skipped
-        else "Fix what failed and run the pipeline again."
+        else hint_instead or "Fix what failed and run the pipeline again."
     )
     return Conflict(
         f"The {result.target!r} policy refuses {result.ref}: {failing}"
@@ -176,19 +282,20 @@ def _refused(result: PromotionResult) -> Conflict:
     )
 
 
-def _sign(catalog: Catalog, artifact: Artifact, keys: KeyFile | None) -> str | None:
+def _sign(catalog: Catalog, artifact: Artifact, signer: Signer) -> str | None:
     """Sign for an immutable repository; None when the current key had signed it already."""
-    if keys is None:
-        raise InvalidInput(
-            f"Promoting {artifact.name}:{artifact.version} into an immutable repository signs it,"
-            " and no signing key was given.",
-            hint="Pass the state directory's key (KeyFile.resolve).",
-        )
-    signer = keys.signer()
     if any(s.key_id == signer.key_id for s in catalog.signatures(artifact)):
         return None
     catalog.add_signature(artifact, signer.sign(artifact.name, artifact.version, artifact.digest))
     return signer.key_id
+
+
+def _no_key(artifact: Artifact) -> InvalidInput:
+    return InvalidInput(
+        f"Promoting {artifact.name}:{artifact.version} into an immutable repository signs it,"
+        " and no signing key was given.",
+        hint="Pass the state directory's key (KeyFile.resolve).",
+    )
 
 
 def _check_promotion(name: str, version: str, source: str, target: str) -> None:

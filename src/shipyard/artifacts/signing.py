@@ -20,8 +20,10 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -33,12 +35,17 @@ from shipyard.errors import InvalidInput
 KEY_ENV_VAR = "SHIPYARD_SIGNING_KEY"
 ALGORITHM = "ed25519"
 STATEMENT_TYPE = "shipyard.artifact.v1"
+TRUSTED_DIR = "trusted"  # beside the signing key: public keys of other instances
+
+
+def canonical(fields: Mapping[str, Any]) -> bytes:
+    """The one byte form of a statement: JSON with sorted keys and no spaces."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
 def statement(name: str, version: str, digest: str) -> bytes:
     """The exact bytes that are signed for ``name:version`` with ``digest``."""
-    fields = {"digest": digest, "name": name, "type": STATEMENT_TYPE, "version": version}
-    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return canonical({"digest": digest, "name": name, "type": STATEMENT_TYPE, "version": version})
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,10 @@ class Signer:
         self.key_id = key_id(self.public)
 
     def sign(self, name: str, version: str, digest: str) -> SignatureRecord:
-        value = self._private.sign(statement(name, version, digest))
+        return self.sign_bytes(statement(name, version, digest))
+
+    def sign_bytes(self, data: bytes) -> SignatureRecord:
+        value = self._private.sign(data)
         return SignatureRecord(
             ALGORITHM,
             self.key_id,
@@ -103,23 +113,44 @@ def verify(
             f"it is signed by key {record.key_id}, not by the trusted key {key_id(trusted)}",
             hint=f"Use the key that signed it (--key or ${KEY_ENV_VAR}), or promote it again.",
         )
-    try:
-        value = base64.b64decode(record.value, validate=True)
-        trusted.verify(value, statement(name, version, digest))
-    except (InvalidSignature, ValueError):
+    if not verifies(record, trusted, statement(name, version, digest)):
         raise SignatureError(
             f"its signature does not verify for digest {digest}"
             " (the signature or the artifact's record was altered)",
             hint="Do not deploy it; `shipyard artifacts fsck` checks every artifact.",
-        ) from None
+        )
+
+
+def verifies(record: SignatureRecord, public: Ed25519PublicKey, data: bytes) -> bool:
+    """Whether ``record`` is ``public``'s Ed25519 signature of exactly ``data``."""
+    if record.algorithm != ALGORITHM or record.key_id != key_id(public):
+        return False
+    try:
+        public.verify(base64.b64decode(record.value, validate=True), data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def public_key_of(record: SignatureRecord) -> Ed25519PublicKey:
+    """The public key a record carries (it proves nothing until that key is trusted)."""
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(record.public_key))
+    except ValueError:
+        raise SignatureError(f"the key {record.key_id} it names is not an Ed25519 key") from None
 
 
 class KeyFile:
-    """Where the signing key lives, and whether Shipyard may create it there."""
+    """Where the signing key lives, whether Shipyard may create it there, and the keys it trusts.
 
-    def __init__(self, path: Path, *, create: bool) -> None:
+    The keys other Shipyard instances sign with are trusted by listing their public PEM files
+    in ``trusted_dir`` (``<state>/keys/trusted``, filled by `shipyard artifacts key trust`).
+    """
+
+    def __init__(self, path: Path, *, create: bool, trusted_dir: Path | None = None) -> None:
         self.path = Path(path)
         self.create = create
+        self.trusted_dir = Path(trusted_dir) if trusted_dir else self.path.parent / TRUSTED_DIR
 
     def __repr__(self) -> str:
         return f"KeyFile({str(self.path)!r}, create={self.create})"
@@ -128,13 +159,20 @@ class KeyFile:
     def resolve(cls, default: Path, explicit: Path | None = None) -> KeyFile:
         """``explicit`` (``--key``), else ``$SHIPYARD_SIGNING_KEY``, else ``default`` (creatable)."""
         chosen = explicit or os.environ.get(KEY_ENV_VAR)
+        trusted_dir = default.parent / TRUSTED_DIR
         if chosen:
-            return cls(Path(chosen).expanduser(), create=False)
-        return cls(default, create=True)
+            return cls(Path(chosen).expanduser(), create=False, trusted_dir=trusted_dir)
+        return cls(default, create=True, trusted_dir=trusted_dir)
 
-    def signer(self) -> Signer:
-        """The private key, created first when this is the default location and it is missing."""
+    def signer(self, in_use: Collection[str] = ()) -> Signer:
+        """The private key, created first when this is the default location and it is missing.
+
+        ``in_use`` are the ids of keys whose signatures the store holds: while any exists, a
+        missing key is lost, not new, and a fresh one would silently orphan every signature.
+        """
         if self.create and not self.path.exists():
+            if in_use:
+                raise self._lost(in_use)
             _create(self.path)
         key = self._load()
         if not isinstance(key, Ed25519PrivateKey):
@@ -143,6 +181,17 @@ class KeyFile:
                 hint="Promote on the machine that has the private key.",
             )
         return Signer(key)
+
+    def _lost(self, in_use: Collection[str]) -> InvalidInput:
+        names = ", ".join(sorted(in_use))
+        return InvalidInput(
+            f"The signing key {self.path} is missing, and the store holds signatures by {names}."
+            " Shipyard does not make a new key in its place: every release, build signature and"
+            " stage result signed by the lost one would stop verifying.",
+            hint=f"Put the key file back at {self.path}, or point --key or ${KEY_ENV_VAR} at it."
+            " To change keys on purpose, `shipyard artifacts key rotate` re-signs everything"
+            " (it needs the old key).",
+        )
 
     def trusted(self) -> Ed25519PublicKey:
         """The public key that signatures must verify with."""
@@ -153,6 +202,17 @@ class KeyFile:
             )
         key = self._load()
         return key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+
+    def trusted_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every key whose signatures count, by id: this instance's (if it exists) and the listed."""
+        found = {}
+        for path in sorted(self.trusted_dir.glob("*.pub")):
+            public = KeyFile(path, create=False).trusted()
+            found[key_id(public)] = public
+        if self.path.exists():
+            own = self.trusted()
+            found[key_id(own)] = own
+        return found
 
     def _load(self) -> Ed25519PrivateKey | Ed25519PublicKey:
         try:

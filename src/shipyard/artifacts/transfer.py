@@ -9,8 +9,11 @@ its signatures with their public keys.
 scanned (:mod:`shipyard.artifacts.scan`), so a truncated, foreign or hostile file is refused
 and nothing becomes visible. With the manifest beside it (or ``--manifest``), the bytes must
 have the manifest's digest and name:version, and each signature in it must verify with its
-own public key; properties come along. Without one, the artifact arrives bare: no stage
-results, so the release policy refuses it until it is vouched for. Pushing lands in a mutable
+own public key; properties and attestations (signed build and stage results) come along. An
+attestation counts for promotion only when this machine trusts its key
+(`shipyard artifacts key trust`); without one, or without a manifest, the artifact may sit in
+``dev`` but the release policy refuses it until the pipeline or an admin's override vouches
+for it. Pushing lands in a mutable
 repository (``dev``); promotion into ``release`` goes through the policy and signs with this
 machine's key. The same bytes again is a no-op; other bytes under a known version are refused.
 """
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from shipyard.artifacts.attestations import Attestation, check_carried
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.interface import BlobError, BlobStore, SignatureError
 from shipyard.artifacts.local import fsync_dir
@@ -91,6 +95,7 @@ def pull(
         "repositories": listed.repositories,
         "properties": properties,
         "signatures": [record.__dict__ for record in catalog.signatures(artifact)],
+        "attestations": [a.to_dict() for a in catalog.attestations(artifact)],
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "exported_by": current_actor(),
     }
@@ -155,6 +160,7 @@ class _Manifest:
     digest: str
     properties: dict[str, str]
     signatures: list[SignatureRecord]
+    attestations: list[Attestation]
     exported_by: str
 
 
@@ -173,12 +179,14 @@ def _read_manifest(path: Path) -> _Manifest:
     try:
         props = {validate_key(k): validate_value(k, v) for k, v in data["properties"].items()}
         records = [SignatureRecord(**record) for record in data["signatures"]]
+        carried = [Attestation.from_dict(item) for item in data.get("attestations", [])]
         found = _Manifest(
             validate_name(data["name"]),
             validate_version(data["version"]),
             str(data["digest"]),
             props,
             records,
+            carried,
             str(data.get("exported_by", "unknown")),
         )
     except (KeyError, TypeError, AttributeError) as exc:
@@ -199,6 +207,15 @@ def _check_signatures(path: Path, meta: _Manifest) -> None:
                 f"{path}: the signature by {record.key_id} of {meta.name}:{meta.version}"
                 f" does not hold: {reason}.",
                 hint="The manifest or the file was altered; pull it again from its source.",
+            ) from None
+    for attestation in meta.attestations:
+        try:
+            check_carried(attestation, meta.name, meta.version, meta.digest)
+        except SignatureError as exc:
+            raise InvalidInput(
+                f"{path}: the attestation by {attestation.signature.key_id} of"
+                f" {meta.name}:{meta.version} does not hold: {exc.message}.",
+                hint="The manifest was altered; pull it again from its source.",
             ) from None
 
 
@@ -244,6 +261,9 @@ def _import(catalog: Catalog, artifact: Artifact, meta: _Manifest) -> None:
     for record in meta.signatures:
         values["origin.signed-by"] = record.key_id
     catalog.set_properties(artifact, values, actor)
+    # Kept whoever signed them: promotion counts those whose key this machine trusts.
+    for attestation in meta.attestations:
+        catalog.add_attestation(artifact, attestation, imported=True)
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> Path:

@@ -114,7 +114,7 @@ def artifacts_show(
     state: StateOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """An artifact's build-info, properties, repositories and signatures."""
+    """An artifact's build-info, properties, repositories, signatures and attestations."""
     from shipyard.artifacts.catalog import Catalog
 
     catalog = Catalog(adapters(state).store)
@@ -122,12 +122,15 @@ def artifacts_show(
     data = {
         **_listed_dict(item),
         "signatures": [s.key_id for s in catalog.signatures(item.artifact)],
+        "attestations": [
+            f"{a.subject} by {a.signature.key_id}" for a in catalog.attestations(item.artifact)
+        ],
     }
     if as_json:
         print_json(console, data)
         return
     table = Table(show_header=False, title=ref, title_justify="left")
-    for key in ("digest", "size", "repositories", "created_at", "signatures"):
+    for key in ("digest", "size", "repositories", "created_at", "signatures", "attestations"):
         value = data[key]
         table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
     for key, value in item.properties.items():
@@ -289,15 +292,65 @@ def artifacts_policy(
     )
 
 
-@artifacts_app.command("key")
-def artifacts_key(key: KeyOption = None, state: StateOption = None) -> None:
+key_app = typer.Typer(help="This instance's signing key and the keys it trusts.")
+
+
+@key_app.callback(invoke_without_command=True)
+def artifacts_key(ctx: typer.Context, key: KeyOption = None, state: StateOption = None) -> None:
     """Print the public signing key (PEM) and its id; created on first use."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from shipyard.artifacts.attestations import own_signer
+    from shipyard.artifacts.catalog import Catalog
     from shipyard.artifacts.signing import KeyFile, key_id, public_pem
 
-    keys = KeyFile.resolve(adapters(state).state.signing_key, key)
-    public = keys.signer().public if keys.create else keys.trusted()
+    a = adapters(state)
+    keys = KeyFile.resolve(a.state.signing_key, key)
+    public = own_signer(Catalog(a.store), keys).public if keys.create else keys.trusted()
     err.print(f"key {key_id(public)} at {keys.path}")
     console.print(public_pem(public), end="", highlight=False)
+
+
+@key_app.command("list")
+def artifacts_key_list(key: KeyOption = None, state: StateOption = None) -> None:
+    """List the keys whose signatures count here: this instance's and the trusted ones."""
+    from shipyard.artifacts.signing import KeyFile, key_id
+
+    keys = KeyFile.resolve(adapters(state).state.signing_key, key)
+    own = key_id(keys.trusted()) if keys.path.exists() else None
+    console.print(f"{own or 'no key yet'}  this instance ({keys.path})", highlight=False)
+    for ident in sorted(set(keys.trusted_keys()) - {own}):
+        console.print(f"{ident}  trusted ({keys.trusted_dir})", highlight=False)
+
+
+@key_app.command("trust")
+def artifacts_key_trust(
+    file: Annotated[Path, typer.Argument(help="A public key PEM (`shipyard artifacts key`).")],
+    key: KeyOption = None,
+    state: StateOption = None,
+) -> None:
+    """Trust another Shipyard's key: its signed stage results count here for promotion."""
+    from shipyard.artifacts.keys import trust_key
+    from shipyard.artifacts.signing import KeyFile
+
+    keys = KeyFile.resolve(adapters(state).state.signing_key, key)
+    console.print(f"trusting {trust_key(keys, file)} (in {keys.trusted_dir})", highlight=False)
+
+
+@key_app.command("rotate")
+def artifacts_key_rotate(key: KeyOption = None, state: StateOption = None) -> None:
+    """Make a new signing key: verify every signature with the old one, re-sign with the new."""
+    from shipyard.artifacts.catalog import Catalog
+    from shipyard.artifacts.keys import rotate_key
+    from shipyard.artifacts.signing import KeyFile
+
+    a = adapters(state)
+    done = rotate_key(Catalog(a.store), KeyFile.resolve(a.state.signing_key, key))
+    console.print(
+        f"rotated {done.old} -> {done.new}: {done.artifacts} artifact(s) re-signed;"
+        f" the old key is kept at {done.retired}",
+        highlight=False,
+    )
 
 
 @artifacts_app.command("gc")
@@ -450,6 +503,13 @@ def promote(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the policy's decision; change nothing.")
     ] = False,
+    override: Annotated[
+        bool,
+        typer.Option(
+            "--override",
+            help="Admin: accept claimed stage results that do not verify (needs --reason; audited).",
+        ),
+    ] = False,
     key: KeyOption = None,
     state: StateOption = None,
 ) -> None:
@@ -466,9 +526,10 @@ def promote(
         version,
         source=source,
         target=target,
-        reason=reason or "manual promotion",
+        reason=reason or ("" if override else "manual promotion"),
         dry_run=dry_run,
         keys=keys,
+        override=override,
     )
     decision = result.decision
     if dry_run:
@@ -503,5 +564,6 @@ def _listed_dict(item: Listed) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
+    artifacts_app.add_typer(key_app, name="key")
     app.add_typer(artifacts_app, name="artifacts")
     app.command()(promote)

@@ -116,9 +116,7 @@ def start(
         workers=config.model.serving.workers,
         max_batch_size=config.model.serving.max_batch_size,
         max_batch_wait_ms=config.model.serving.max_batch_wait * 1000,
-        # Unpickling runs code: only artifacts of the release repository, whose signature is
-        # checked when they are unpacked, may use pickle-based formats.
-        allow_pickle=adapters.store.in_repository("release", project, version),
+        allow_pickle=pickle_allowed(adapters, project, version),
     )
     server = adapters.runtime.start_server(spec)
     say(f"{name}: {project}:{version} ready at {server.endpoint} (pid {server.pid})")
@@ -135,6 +133,20 @@ def start(
         pid=server.pid,
     )
     return adapters.store.save_deployment(row, "started")
+
+
+def pickle_allowed(adapters: Adapters, project: str, version: str) -> bool:
+    """Unpickling runs code: only a build signed by a trusted key whose model scan passed may.
+
+    The same in every environment, so a pickled model goes through staging and qa as it will
+    run in production; an artifact from elsewhere without a trusted build signature never does.
+    """
+    from shipyard.artifacts.attestations import may_load_pickle
+    from shipyard.artifacts.catalog import Catalog
+
+    artifact = adapters.store.get_artifact(project, version)
+    keys = KeyFile.resolve(adapters.state.signing_key)
+    return may_load_pickle(Catalog(adapters.store), artifact, keys)
 
 
 def route(

@@ -63,7 +63,7 @@ class ServerSpec:
     workers: int = 1  # processes sharing the server's socket, each with the model loaded
     max_batch_size: int = 32  # rows per predict call; 1 turns batching off
     max_batch_wait_ms: float = 0.0  # how long a batch that is not full may wait for more rows
-    allow_pickle: bool = False  # pickle-based formats load only from a signed release artifact
+    allow_pickle: bool = False  # pickle-based formats load only from a trusted, scanned build
 
 
 @dataclass(frozen=True)

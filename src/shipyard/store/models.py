@@ -141,6 +141,29 @@ class Signature(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Attestation(Base):
+    """A signed statement about an artifact: its build (``subject`` "build") or a stage's result.
+
+    ``statement`` holds the exact signed bytes (canonical JSON naming the artifact's name,
+    version and digest); ``imported`` marks one that arrived in a pushed manifest, signed by
+    whichever instance made it.
+    """
+
+    __tablename__ = "artifact_attestations"
+    __table_args__ = (UniqueConstraint("artifact_id", "subject", "key_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(32))
+    statement: Mapped[str] = mapped_column(Text)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    imported: Mapped[bool] = mapped_column(default=False)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Promotion(Base):
     __tablename__ = "promotions"
     id: Mapped[int] = mapped_column(primary_key=True)

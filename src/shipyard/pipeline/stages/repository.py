@@ -2,9 +2,11 @@
 
 Both record what the run learnt as artifact properties (``git.sha``, ``test.passed``,
 ``analyze.findings``, ``qa.accuracy``, ``<stage>.status``), so `shipyard artifacts search` can
-find builds by them and they travel with a pulled artifact. The release decision itself is the
-``release`` repository's policy (:mod:`shipyard.artifacts.policy`), applied by ``promote`` to
-this run's stage records; promotion signs with the state directory's key.
+find builds by them and they travel with a pulled artifact. Publish signs the build and the
+results of test and analyze, release signs qa's as it records them
+(:mod:`shipyard.artifacts.attestations`), all with the state directory's key. The release
+decision itself is the ``release`` repository's policy (:mod:`shipyard.artifacts.policy`),
+applied by ``promote`` to the results whose signatures verify.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.local import digest_of
 from shipyard.artifacts.policy import RELEASE_GATES
 from shipyard.artifacts.properties import flatten, stage_properties
-from shipyard.artifacts.repository import promote
+from shipyard.artifacts.repository import promote, record_result
 from shipyard.artifacts.repository import publish as publish_artifact
 from shipyard.artifacts.signing import KeyFile
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
@@ -40,7 +42,15 @@ def publish(ctx: RunContext) -> StageOutcome:
         if name in ("test", "analyze")
     }
     build_info = {**ctx.build_info, "reports": reports, **_sbom(ctx)}
-    artifact = publish_artifact(ctx.store, ctx.adapters.blobs, packed, build_info, run_id=run.id)
+    artifact = publish_artifact(
+        ctx.store,
+        ctx.adapters.blobs,
+        packed,
+        build_info,
+        run_id=run.id,
+        keys=KeyFile.resolve(ctx.state.signing_key),
+        results=_results(ctx),
+    )
     Catalog(ctx.store).set_properties(artifact, _build_properties(ctx))
     ctx.say(
         "publish",
@@ -63,23 +73,26 @@ def _build_properties(ctx: RunContext) -> dict[str, str]:
     found = {"git.sha": ctx.sha, "build.run": str(ctx.number)}
     if ctx.ref:
         found["git.ref"] = ctx.ref
-    for stage in ("test", "analyze"):
-        outcome = ctx.results.get(stage)
-        if outcome is not None:
-            found.update(stage_properties(stage, outcome.status.value, outcome.summary))
     return found
 
 
+def _results(ctx: RunContext) -> dict[str, dict[str, str]]:
+    """Test's and analyze's results, set as properties and signed with the build."""
+    return {
+        stage: stage_properties(stage, outcome.status.value, outcome.summary)
+        for stage in ("test", "analyze")
+        if (outcome := ctx.results.get(stage)) is not None
+    }
+
+
 def release(ctx: RunContext) -> StageOutcome:
-    catalog = Catalog(ctx.store)
     artifact = ctx.store.get_artifact(ctx.project, ctx.version)
+    keys = KeyFile.resolve(ctx.state.signing_key)
     qa = ctx.results.get("qa")
     if qa is not None:
-        catalog.set_properties(
-            artifact, _qa_properties(qa.status.value, qa.summary), "release stage"
-        )
+        properties = _qa_properties(qa.status.value, qa.summary)
+        record_result(ctx.store, artifact, "qa", properties, keys)
         ctx.store.update_build_info(ctx.project, ctx.version, qa=qa.summary)
-    keys = KeyFile.resolve(ctx.state.signing_key)
     result = promote(
         ctx.store,
         ctx.project,
