@@ -35,8 +35,12 @@ def usual_umask() -> Iterator[None]:
 def live_repo(repo: Path, adapters: Adapters) -> Iterator[Path]:
     """The tiny project with a production environment; its servers are stopped afterwards."""
     config = repo / "shipyard.yaml"
+    (repo / "config").mkdir()
+    (repo / "config" / "production.yaml").write_text("threshold: 0.5\n")
     config.write_text(
-        config.read_text() + f"environments:\n  production:\n    port: {free_port()}\n"
+        config.read_text()
+        + f"environments:\n  production:\n    port: {free_port()}\n"
+        + "    config: config/production.yaml\n"
     )
     commit(repo, "go live")
     yield repo
@@ -54,8 +58,10 @@ def test_a_run_to_live_leaves_the_state_private(live_repo: Path, adapters: Adapt
     database = [state.database, *state.root.glob(f"{state.database.name}-*")]
     stage_logs = list((state.run_dir("tiny", ctx.number) / "logs").glob("*.log"))
     server_logs = list(state.environment_dir("tiny", "production").rglob("*.log"))
+    configs = list(state.environment_dir("tiny", "production").glob("config/*.yaml"))
     assert len(stage_logs) >= 5 and server_logs  # build, test, publish, release, live...
-    assert {mode(path) for path in database + stage_logs + server_logs} == {0o600}
+    assert configs  # the environment's copy of config/production.yaml
+    assert {mode(path) for path in database + stage_logs + server_logs + configs} == {0o600}
     tree = state.deployment_dir("tiny", "production", ctx.version)
     unpacked = [path for path in tree.rglob("*") if not path.is_symlink()]
     assert (tree / "code" / "tiny_model.py") in unpacked

@@ -17,7 +17,7 @@ from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
-from shipyard.paths import project_file
+from shipyard.paths import private_dir, private_file, project_file
 from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
 from shipyard.runtime.routes import Shadow
@@ -67,8 +67,7 @@ def prepare(
 ) -> dict[str, str]:
     """Apply the environment's migrations and write its config; return the server's variables."""
     env = environment(config, name)
-    env_dir = adapters.state.environment_dir(config.name, name)
-    env_dir.mkdir(parents=True, exist_ok=True)
+    env_dir = private_dir(adapters.state.environment_dir(config.name, name))
     variables = {"SHIPYARD_ENVIRONMENT": name}
     if env.database:
         url = resolve_database_url(env.database, env_dir)
@@ -80,8 +79,7 @@ def prepare(
             )
     if env.config:
         target = env_dir / "config" / f"{version}{Path(env.config).suffix}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(project_file(code_dir, env.config), target)
+        shutil.copyfile(project_file(code_dir, env.config), private_file(target))
         variables["SHIPYARD_CONFIG"] = str(target)
         say(f"{name}: config {env.config} written to {target}")
     return variables
