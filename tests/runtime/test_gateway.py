@@ -19,12 +19,14 @@ import httpx
 import pytest
 
 from shipyard.errors import InvalidInput, RuntimeFailure
-from shipyard.runtime.interface import VERSION_HEADER, Backend, RunningServer
+from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.local import LocalRuntime
 from shipyard.runtime.routes import Shadow
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 VIRGINICA_BODY = {"dataframe_split": {"columns": FEATURES, "data": [[6.7, 3.0, 5.2, 2.3]]}}
+PIN_TOKEN = "operator-pin-token"
+PINNED_BY_OPERATOR = {PIN_TOKEN_HEADER: PIN_TOKEN}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def route(
     window: str,
 ) -> None:
     backends = [Backend(server.version, server.endpoint, weight) for server, weight in weights]
-    runtime.set_routes(env.directory, backends, window)
+    runtime.set_routes(env.directory, backends, window, pin_token=PIN_TOKEN)
 
 
 async def fire(
@@ -135,8 +137,25 @@ def test_pin_header_and_weight_zero(
     assert served_by(asyncio.run(fire(env.url, 60, json=VIRGINICA_BODY))) == {"1": 60}
     # One version serving: nothing to compare, so the hot path parses no answer.
     assert runtime.gateway_stats(env.directory)["1"].predictions == {}
-    pinned = httpx.post(
+    stable = httpx.post(
+        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "1"}
+    )
+    assert stable.status_code == 200 and stable.headers[VERSION_HEADER] == "1"
+    refused = httpx.post(
         f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "2"}
+    )
+    assert refused.status_code == 403
+    assert "needs the pin token" in refused.json()["error"], refused.text
+    wrong = httpx.post(
+        f"{env.url}/invocations",
+        json=VIRGINICA_BODY,
+        headers={VERSION_HEADER: "2", PIN_TOKEN_HEADER: "guess"},
+    )
+    assert wrong.status_code == 403
+    pinned = httpx.post(
+        f"{env.url}/invocations",
+        json=VIRGINICA_BODY,
+        headers={VERSION_HEADER: "2", **PINNED_BY_OPERATOR},
     )
     assert pinned.headers[VERSION_HEADER] == "2"
     assert pinned.json() == {"predictions": ["setosa"]}
@@ -170,7 +189,7 @@ def test_forwarding_keeps_method_path_query_status_and_body(
     crashed = httpx.post(
         f"{env.url}/invocations",
         json={"instances": [{"explode": 1}]},
-        headers={VERSION_HEADER: "2"},
+        headers={VERSION_HEADER: "2", **PINNED_BY_OPERATOR},
     )
     assert crashed.status_code == 500
     stats = runtime.gateway_stats(env.directory)
@@ -211,12 +230,15 @@ def test_a_backend_that_is_not_ready_is_never_chosen(
     runtime: LocalRuntime, env: Environment, iris_server: RunningServer
 ) -> None:
     dead = Backend("9", f"http://127.0.0.1:{free_port()}", 50)
-    runtime.set_routes(env.directory, [Backend("1", iris_server.endpoint, 50), dead], "retry")
+    backends = [Backend("1", iris_server.endpoint, 50, stable=True), dead]
+    runtime.set_routes(env.directory, backends, "retry", pin_token=PIN_TOKEN)
     assert served_by(asyncio.run(fire(env.url, 40, json=VIRGINICA_BODY))) == {"1": 40}
     health = httpx.get(f"{env.url}/_shipyard/health").json()
     assert {b["version"]: b["ready"] for b in health["backends"]} == {"1": True, "9": False}
     pinned = httpx.post(
-        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "9"}
+        f"{env.url}/invocations",
+        json=VIRGINICA_BODY,
+        headers={VERSION_HEADER: "9", **PINNED_BY_OPERATOR},
     )
     assert pinned.status_code == 503 and pinned.json() == {"error": "version 9 is not ready"}
     assert pinned.headers[VERSION_HEADER] == "9"
@@ -334,10 +356,11 @@ def test_pipelined_requests_are_answered_in_order(
     body = json.dumps(VIRGINICA_BODY).encode()
     one = (
         b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-        b"x-shipyard-version: %s\r\ncontent-length: %d\r\n\r\n%s"
+        b"x-shipyard-version: %s\r\nx-shipyard-pin-token: %s\r\ncontent-length: %d\r\n\r\n%s"
     )
     with socket.create_connection(("127.0.0.1", env.port), timeout=10) as sock:
-        sock.sendall(b"".join(one % (v, len(body), body) for v in (b"2", b"1", b"2")))
+        token = PIN_TOKEN.encode()
+        sock.sendall(b"".join(one % (v, token, len(body), body) for v in (b"2", b"1", b"2")))
         received = b""
         while received.count(b"HTTP/1.1 200") < 3 or not received.endswith(b"]}"):
             chunk = sock.recv(65536)

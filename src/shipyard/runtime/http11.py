@@ -1,10 +1,16 @@
 """A small HTTP/1.1 server layer on asyncio and httptools, for the gateway.
 
-It parses requests with httptools (the C parser uvicorn uses), buffers their bodies up to
-``MAX_BODY``, hands each to one ``handler(request, loopback)`` coroutine and writes the
-answers back in order, pipelined requests included, with keep-alive. Nothing else: no ASGI,
-no streaming, no upgrades, which is what makes it cheap enough to sit in front of a model
-server.
+It parses requests with httptools (the C parser uvicorn uses), buffers their bodies, hands
+each to one ``handler(request, loopback)`` coroutine and writes the answers back in order,
+pipelined requests included, with keep-alive. Nothing else: no ASGI, no streaming, no
+upgrades, which is what makes it cheap enough to sit in front of a model server.
+
+A client costs at most what :class:`Limits` allows. A request past a size limit is answered
+at once (414, 431, 413) without reading further, and the connection closed. Header bytes are
+counted before they reach the parser: httptools joins a header's pieces with ``+=``, so a
+huge header fed in many pieces would cost quadratic time. Deadlines (headers, body, idle
+keep-alive) are fields of the connection set as a request moves on, and one sweep every
+half second closes the connections past theirs: no timer per request on the hot path.
 """
 
 from __future__ import annotations
@@ -12,14 +18,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any, cast
 
 import httptools
 
-__all__ = ["MAX_BODY", "Answer", "HTTPServer", "Headers", "Request", "json_answer"]
+__all__ = ["MAX_BODY", "Answer", "HTTPServer", "Headers", "Limits", "Request", "json_answer"]
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]  # status, headers, body
@@ -27,11 +36,16 @@ MAX_BODY = 64 * 1024 * 1024
 MAX_PIPELINED = 32
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 POLL_SECONDS = 0.05
+SWEEP_SECONDS = 0.5
 REASONS = {
     200: b"OK",
     400: b"Bad Request",
+    403: b"Forbidden",
     404: b"Not Found",
+    408: b"Request Timeout",
     413: b"Content Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
@@ -41,8 +55,35 @@ REASONS = {
 log = logging.getLogger("shipyard.gateway")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost; past a limit it gets an error answer and is disconnected."""
+
+    max_target: int = 8 * 1024  # bytes of the request target (414)
+    max_head: int = 64 * 1024  # bytes of the request line and headers together (431)
+    max_headers: int = 100  # header fields (431)
+    max_body: int = MAX_BODY  # bytes (413)
+    header_timeout: float = 10.0  # seconds from connecting (or a request's first byte) to headers
+    body_timeout: float = 30.0  # seconds from the headers to the end of the body
+    idle_timeout: float = 15.0  # seconds a keep-alive connection may wait for its next request
+    max_connections: int = 1024  # open client connections; one more gets 503
+
+
+class Phase(Enum):
+    """Where a connection is in reading its current request; each phase has its deadline."""
+
+    HEAD = "head"  # connected, or a request began: headers due by header_timeout
+    BODY = "body"  # headers read: the body is due by body_timeout
+    ANSWERING = "answering"  # the request is whole: ours to answer, no deadline for the client
+    IDLE = "idle"  # every request answered: the next is due by idle_timeout
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback to stop parsing a request that was answered already."""
+
+
 class Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "target", "too_large")
+    __slots__ = ("body", "headers", "keep_alive", "method", "rejection", "target")
 
     def __init__(
         self,
@@ -51,14 +92,14 @@ class Request:
         headers: Headers,
         body: bytes,
         keep_alive: bool,
-        too_large: bool = False,
+        rejection: Answer | None = None,
     ) -> None:
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
-        self.too_large = too_large
+        self.rejection = rejection  # answered with this, never handed to the handler
 
 
 Handler = Callable[[Request, bool], Awaitable[Answer]]
@@ -75,14 +116,23 @@ def json_answer(status: int, payload: Any, headers: Headers | None = None) -> An
 class HTTPServer:
     """Makes a protocol per client connection; counts requests in flight for a clean stop."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, limits: Limits | None = None) -> None:
         self.handler = handler
+        self.limits = limits or Limits()
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.in_flight = 0
 
     def connection(self) -> ClientConnection:
         return ClientConnection(self)
+
+    async def sweep_forever(self) -> None:
+        """Close the connections past their deadline, twice a second."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            for connection in [c for c in self.connections if c.deadline < now]:
+                connection.expire()
 
     async def drain(self, seconds: float) -> None:
         """Let requests in flight finish (at most ``seconds``), then close idle connections."""
@@ -100,25 +150,35 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, server: HTTPServer) -> None:
         self.server = server
+        self.limits = server.limits
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.loopback = False
         self.pending: deque[Request] = deque()
         self.worker: asyncio.Task[None] | None = None
         self.closing = False
+        self.rejected = False  # answered with an error: nothing more is read
+        self.phase = Phase.HEAD
+        self.deadline = time.monotonic() + self.limits.header_timeout
+        self.head_size = 0  # bytes of the current request's head fed to the parser so far
         self._reset()
 
     def _reset(self) -> None:
-        self.url = b""
+        self.url: list[bytes] = []
+        self.url_size = 0
         self.headers: Headers = []
         self.chunks: list[bytes] = []
         self.size = 0
-        self.too_large = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        if len(self.server.connections) >= self.limits.max_connections:
+            message = f"the gateway serves {self.limits.max_connections} connections at most"
+            self._write(*json_answer(503, {"error": message}), keep_alive=False)
+            self.close()
+            return
         peer = transport.get_extra_info("peername")
         self.loopback = bool(peer) and peer[0] in LOOPBACK
         self.server.connections.add(self)
@@ -130,21 +190,55 @@ class ClientConnection(asyncio.Protocol):
             self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
+        # The head is fed at most up to its limit, so no byte past it is ever parsed.
+        while data and not self.rejected:
+            if self.phase is Phase.BODY:
+                self._feed(data)
+                return
+            room = self.limits.max_head - self.head_size
+            if len(data) <= room:
+                self.head_size += len(data)
+                self._feed(data)
+                return
+            self.head_size += room
+            self._feed(data[:room])
+            if self.phase is Phase.HEAD and self.head_size >= self.limits.max_head:
+                limit = self.limits.max_head
+                self._reject(431, f"the request line and headers are over {limit} bytes")
+                return
+            data = data[room:]
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(400, "protocol upgrades are not supported")
+            self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self._fail(400, f"invalid HTTP request: {exc}")
+            if not isinstance(exc.__context__, _Rejected):
+                self._reject(400, f"invalid HTTP request: {exc}")
 
     # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        if self.phase is not Phase.HEAD:  # a fresh connection's head is due since it connected
+            self.phase = Phase.HEAD
+            self.deadline = time.monotonic() + self.limits.header_timeout
+
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        self.url_size += len(url)
+        if self.url_size > self.limits.max_target:
+            self._reject(414, f"the request target is over {self.limits.max_target} bytes")
+            raise _Rejected
+        self.url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        if len(self.headers) > self.limits.max_headers:
+            self._reject(431, f"a request has {self.limits.max_headers} header fields at most")
+            raise _Rejected
 
     def on_headers_complete(self) -> None:
+        self.phase = Phase.BODY
+        self.deadline = time.monotonic() + self.limits.body_timeout
         for name, value in self.headers:
             if name.lower() == b"expect" and value.lower() == b"100-continue":
                 assert self.transport is not None
@@ -152,25 +246,37 @@ class ClientConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
-        if self.size > MAX_BODY:
-            self.too_large = True
-            self.chunks = []
-        elif not self.too_large:
-            self.chunks.append(body)
+        if self.size > self.limits.max_body:
+            self._reject(413, f"the body is larger than {self.limits.max_body} bytes")
+            raise _Rejected
+        self.chunks.append(body)
 
     def on_message_complete(self) -> None:
         method = self.parser.get_method().decode("latin-1")
         keep_alive = self.parser.should_keep_alive() and not self.server.draining
-        body = b"".join(self.chunks) if not self.too_large else b""
-        request = Request(method, self.url, self.headers, body, keep_alive, self.too_large)
+        target = b"".join(self.url)
+        request = Request(method, target, self.headers, b"".join(self.chunks), keep_alive)
         self._reset()
+        self.phase, self.deadline, self.head_size = Phase.ANSWERING, math.inf, 0
+        self._queue(request)
+
+    # -- answering
+    def _queue(self, request: Request) -> None:
         self.pending.append(request)
         if len(self.pending) > MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
         if self.worker is None or self.worker.done():
             self.worker = asyncio.get_running_loop().create_task(self._drain())
 
-    # -- answering
+    def _reject(self, status: int, message: str) -> None:
+        """Answer ``status`` after the requests before this one, then close; read no more."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self.phase, self.deadline = Phase.ANSWERING, math.inf
+        self.rejected = True
+        rejection = json_answer(status, {"error": message})
+        self._queue(Request("", b"", [], b"", keep_alive=False, rejection=rejection))
+
     async def _drain(self) -> None:
         while self.pending and not self.closing:
             request = self.pending.popleft()
@@ -186,12 +292,16 @@ class ClientConnection(asyncio.Protocol):
             if not request.keep_alive:
                 self.close()
                 return
-            if self.transport is not None and len(self.pending) <= MAX_PIPELINED // 2:
+            paused = len(self.pending) > MAX_PIPELINED // 2 or self.rejected
+            if self.transport is not None and not paused:
                 self.transport.resume_reading()
+        if self.phase is Phase.ANSWERING:
+            self.phase = Phase.IDLE
+            self.deadline = time.monotonic() + self.limits.idle_timeout
 
     async def _answer(self, request: Request) -> Answer:
-        if request.too_large:
-            return json_answer(413, {"error": f"the body is larger than {MAX_BODY} bytes"})
+        if request.rejection is not None:
+            return request.rejection
         return await self.server.handler(request, self.loopback)
 
     def _write(
@@ -209,8 +319,12 @@ class ClientConnection(asyncio.Protocol):
         parts += [b"\r\n", b"" if head else body]
         self.transport.write(b"".join(parts))
 
-    def _fail(self, status: int, message: str) -> None:
-        self._write(*json_answer(status, {"error": message}), keep_alive=False)
+    def expire(self) -> None:
+        """Past the deadline: a request still arriving gets 408; an idle connection just closes."""
+        if self.phase in (Phase.HEAD, Phase.BODY) and not self.pending:
+            what = "header" if self.phase is Phase.HEAD else "body"
+            message = f"the request did not arrive within the {what} timeout"
+            self._write(*json_answer(408, {"error": message}), keep_alive=False)
         self.close()
 
     def close(self) -> None:
