@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from shipyard.canary.judge import judge_canary
+from shipyard.config.schema import AnalysisConfig
 from shipyard.errors import InvalidInput, RuntimeFailure
 from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.local import LocalRuntime
@@ -462,3 +464,66 @@ def test_stop_gateway_stops_it(runtime: LocalRuntime, tmp_path: Path) -> None:
     with pytest.raises(RuntimeFailure, match=r"no gateway is running"):
         runtime.gateway_stats(directory)
     runtime.stop_gateway(directory)  # already stopped: silent
+
+
+CLIENT_ERRORS: list[bytes] = [
+    b"{not json",
+    json.dumps({"dataframe_split": {"columns": FEATURES, "data": [[6.7, 3.0]]}}).encode(),
+    json.dumps({"dataframe_split": {"columns": ["petal"], "data": [[1.0]]}}).encode(),
+    json.dumps({"instances": [{"sepal_length": "wide"}]}).encode(),
+]
+
+
+def test_client_errors_aimed_at_the_canary_cannot_fail_it(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    """A rollout's traffic: always-setosa is stable (80), iris the canary (20)."""
+    backends = [
+        Backend("2", setosa_server.endpoint, 80, stable=True),
+        Backend("1", iris_server.endpoint, 20),
+    ]
+    runtime.set_routes(env.directory, backends, "judged", pin_token=PIN_TOKEN)
+    with httpx.Client(base_url=env.url, timeout=10) as client:
+        for index in range(60):
+            body = CLIENT_ERRORS[index % len(CLIENT_ERRORS)]
+            pin = {VERSION_HEADER: "1"}
+            headers = [pin, {**pin, **PINNED_BY_OPERATOR}, {}][index % 3]
+            json_type = {"content-type": "application/json"}
+            answer = client.post("/invocations", content=body, headers={**json_type, **headers})
+            if headers == pin:
+                assert answer.status_code == 403, answer.text
+                assert "needs the pin token" in answer.json()["error"]
+                continue
+            if PIN_TOKEN_HEADER in headers:
+                assert answer.headers[VERSION_HEADER] == "1", "a pin with the token is obeyed"
+            if answer.headers[VERSION_HEADER] == "1":  # always-setosa takes any input
+                assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+    responses = asyncio.run(fire(env.url, 300, json=VIRGINICA_BODY))
+    served = served_by(responses)
+
+    stats = runtime.gateway_stats(env.directory)
+    canary_client_errors = stats["1"].requests - served["1"]
+    assert canary_client_errors >= 20  # the 20 pinned with the token, and a share of the rest
+    assert stats["1"].errors == stats["2"].errors == 0
+    verdict = judge_canary(stats["2"], stats["1"], AnalysisConfig())
+    error_rate = next(check for check in verdict.checks if check.name == "error_rate")
+    assert error_rate.outcome == "pass", error_rate.detail
+
+
+def test_a_remote_client_reaches_neither_admin_nor_metrics(
+    runtime: LocalRuntime, env: Environment, iris_server: RunningServer
+) -> None:
+    route(runtime, env, [(iris_server, 100)], "remote")
+    assert httpx.get(f"{env.url}/metrics").status_code == 200  # this machine may read them
+    # 127.0.0.2 is not the gateway's loopback address: the request counts as remote.
+    remote = httpx.Client(
+        base_url=env.url, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=10
+    )
+    with remote:
+        for target in ("/metrics", "/metrics/", "/%6detrics", "/metrics?x=1", "/_shipyard/stats"):
+            answer = remote.get(target)
+            assert answer.status_code == 404, (target, answer.status_code, answer.text[:80])
+        assert remote.post("/invocations", json=VIRGINICA_BODY).status_code == 200

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shipyard.runtime.interface import Backend, RunningServer
+from shipyard.runtime.interface import VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.routes import RouteTable
 
 from .test_gateway import VIRGINICA_BODY, free_port
@@ -198,13 +198,20 @@ VALID_REQUEST = (
 ) % (len(json.dumps(VIRGINICA_BODY)), json.dumps(VIRGINICA_BODY).encode())
 
 
-async def honest_clients(port: int, clients: int, seconds: float) -> list[tuple[int, float]]:
-    """``clients`` keep-alive clients posting a valid row for ``seconds``: (status, latency).
+@dataclass(frozen=True)
+class Answered:
+    status: int  # 0: no answer
+    seconds: float
+    version: bytes = b""
+
+
+async def honest_clients(port: int, clients: int, seconds: float) -> list[Answered]:
+    """``clients`` keep-alive clients posting a valid row for ``seconds``, one at a time each.
 
     Raw streams rather than httpx: on a shared machine the client's own CPU would be most of
     the latency measured.
     """
-    results: list[tuple[int, float]] = []
+    results: list[Answered] = []
     end = time.monotonic() + seconds
 
     async def client() -> None:
@@ -213,11 +220,11 @@ async def honest_clients(port: int, clients: int, seconds: float) -> list[tuple[
             while time.monotonic() < end:
                 started = time.monotonic()
                 try:
-                    status = await asyncio.wait_for(one_request(reader, writer), 5)
+                    status, version = await asyncio.wait_for(one_request(reader, writer), 5)
                 except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-                    results.append((0, time.monotonic() - started))
+                    results.append(Answered(0, time.monotonic() - started))
                     return
-                results.append((status, time.monotonic() - started))
+                results.append(Answered(status, time.monotonic() - started, version))
         finally:
             writer.close()
 
@@ -225,16 +232,15 @@ async def honest_clients(port: int, clients: int, seconds: float) -> list[tuple[
     return results
 
 
-async def one_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+async def one_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[int, bytes]:
+    """Status and serving version of one valid request on a keep-alive connection."""
     writer.write(VALID_REQUEST)
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    await reader.readexactly(length)
-    return status_of(head)
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+    await reader.readexactly(int(fields[b"content-length"]))
+    return status_of(head), fields.get(VERSION_HEADER.encode(), b"")
 
 
 def test_a_100_mb_header_is_refused_early_while_20_clients_are_served(gateway: Gateway) -> None:
@@ -248,8 +254,8 @@ def test_a_100_mb_header_is_refused_early_while_20_clients_are_served(gateway: G
         attacker.join(40)
     assert not attacker.is_alive()
 
-    statuses = [status for status, _ in results]
-    latencies = sorted(latency for _, latency in results)
+    statuses = [r.status for r in results]
+    latencies = sorted(r.seconds for r in results)
     ok = statuses.count(200)
     log.info(
         "hostile: %d bytes sent, ended by %s; honest: %d of %d answered 200, p99 %.3f s",
