@@ -458,10 +458,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     where.add_argument("--port", type=int)
     where.add_argument("--fd", type=int, help="serve on this already-bound socket")
     default = Limits()
-    parser.add_argument("--max-connections", type=int, default=default.max_connections)
-    parser.add_argument("--header-timeout", type=float, default=default.header_timeout)
-    parser.add_argument("--body-timeout", type=float, default=default.body_timeout)
-    parser.add_argument("--idle-timeout", type=float, default=default.idle_timeout)
+    for option, value, text in (
+        ("--max-connections", default.max_connections, "open client connections; more get 503"),
+        ("--header-timeout", default.header_timeout, "seconds for a request's headers"),
+        ("--body-timeout", default.body_timeout, "seconds for a body after its headers"),
+        ("--idle-timeout", default.idle_timeout, "seconds a keep-alive connection may idle"),
+    ):
+        kind = positive(type(value))
+        parser.add_argument(option, type=kind, default=value, help=f"{text} ({value})")
     args = parser.parse_args(argv)
     limits = Limits(
         max_connections=args.max_connections,
@@ -478,6 +482,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock.listen(1024)
     gateway = Gateway(args.routes.resolve())
     run(GatewayServer(gateway, limits).serve(sock))
+
+
+def positive(kind: type[float] | type[int]) -> Any:
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        return value
+
+    return parse
 
 
 def run(main_coroutine: Any) -> None:
