@@ -192,9 +192,13 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         # The head is fed at most up to its limit, so no byte past it is ever parsed.
         while data and not self.rejected:
-            if self.phase is Phase.BODY:
+            phase = self.phase
+            if phase is Phase.BODY:
                 self._feed(data)
                 return
+            if phase is not Phase.HEAD:  # these bytes begin the next request: its head is due
+                self.phase = Phase.HEAD
+                self.deadline = time.monotonic() + self.limits.header_timeout
             room = self.limits.max_head - self.head_size
             if len(data) <= room:
                 self.head_size += len(data)
@@ -218,11 +222,6 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(400, f"invalid HTTP request: {exc}")
 
     # -- httptools callbacks
-    def on_message_begin(self) -> None:
-        if self.phase is not Phase.HEAD:  # a fresh connection's head is due since it connected
-            self.phase = Phase.HEAD
-            self.deadline = time.monotonic() + self.limits.header_timeout
-
     def on_url(self, url: bytes) -> None:
         self.url_size += len(url)
         if self.url_size > self.limits.max_target:
