@@ -21,6 +21,7 @@ import pytest
 from shipyard.canary.judge import judge_canary
 from shipyard.config.schema import AnalysisConfig
 from shipyard.errors import InvalidInput, RuntimeFailure
+from shipyard.runtime.gateway import Gateway
 from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.local import LocalRuntime
 from shipyard.runtime.routes import Shadow
@@ -527,3 +528,17 @@ def test_a_remote_client_reaches_neither_admin_nor_metrics(
             answer = remote.get(target)
             assert answer.status_code == 404, (target, answer.status_code, answer.text[:80])
         assert remote.post("/invocations", json=VIRGINICA_BODY).status_code == 200
+
+
+def test_steering_headers_are_read_and_never_forwarded(tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path / "routes.json")
+    raw = [
+        (b"X-Shipyard-Version", b" 4 "),
+        (b"x-shipyard-pin-token", b"secret"),
+        (b"content-type", b"application/json"),
+        (b"connection", b"keep-alive, x-private"),
+        (b"x-private", b"hop"),
+    ]
+    headers, steering = gateway.forwarded_headers(raw)
+    assert headers == [(b"content-type", b"application/json")]
+    assert (steering.pinned, steering.pin_token, steering.sticky) == ("4", b"secret", None)

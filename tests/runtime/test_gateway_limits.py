@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shipyard.runtime.http11 import MAX_BODY
 from shipyard.runtime.interface import VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.routes import RouteTable
 
@@ -36,13 +37,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Gateway:
+class RunningGateway:
     url: str
     port: int
 
 
 @contextmanager
-def gateway_process(directory: Path, backend: RunningServer, *options: str) -> Iterator[Gateway]:
+def gateway_process(
+    directory: Path, backend: RunningServer, *options: str
+) -> Iterator[RunningGateway]:
     """``python -m shipyard.runtime.gateway`` on a free port, routing everything to ``backend``."""
     directory.mkdir(parents=True, exist_ok=True)
     routes = directory / "routes.json"
@@ -61,7 +64,7 @@ def gateway_process(directory: Path, backend: RunningServer, *options: str) -> I
             assert process.poll() is None, (directory / "gateway.log").read_text()
             assert time.monotonic() < deadline, "the gateway did not start within 20 s"
             time.sleep(0.05)
-        yield Gateway(url, port)
+        yield RunningGateway(url, port)
     finally:
         process.terminate()
         try:
@@ -80,7 +83,7 @@ def ready(url: str) -> bool:
 
 
 @pytest.fixture
-def gateway(iris_server: RunningServer, tmp_path: Path) -> Iterator[Gateway]:
+def gateway(iris_server: RunningServer, tmp_path: Path) -> Iterator[RunningGateway]:
     with gateway_process(
         tmp_path / "gateway", iris_server, "--header-timeout", str(HEADER_TIMEOUT)
     ) as running:
@@ -113,7 +116,7 @@ def status_of(answer: bytes) -> int:
 # --- sizes -----------------------------------------------------------------------------------
 
 
-def test_a_request_target_over_8_kib_is_414(gateway: Gateway) -> None:
+def test_a_request_target_over_8_kib_is_414(gateway: RunningGateway) -> None:
     request = b"GET /" + b"a" * (9 * 1024) + b" HTTP/1.1\r\nhost: x\r\n\r\n"
     answer = exchange(gateway.port, request)
     assert status_of(answer) == 414, answer
@@ -121,7 +124,7 @@ def test_a_request_target_over_8_kib_is_414(gateway: Gateway) -> None:
     assert b"connection: close" in answer.lower()
 
 
-def test_101_headers_are_431(gateway: Gateway) -> None:
+def test_101_headers_are_431(gateway: RunningGateway) -> None:
     headers = b"".join(b"x-h%d: %d\r\n" % (i, i) for i in range(101))
     answer = exchange(gateway.port, b"GET /ping HTTP/1.1\r\nhost: x\r\n" + headers + b"\r\n")
     assert status_of(answer) == 431, answer
@@ -133,7 +136,7 @@ def test_101_headers_are_431(gateway: Gateway) -> None:
     assert status_of(answer) == 200, answer
 
 
-def test_headers_over_64_kib_are_431(gateway: Gateway) -> None:
+def test_headers_over_64_kib_are_431(gateway: RunningGateway) -> None:
     big = b"GET /ping HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * (65 * 1024) + b"\r\n\r\n"
     answer = exchange(gateway.port, big)
     assert status_of(answer) == 431, answer
@@ -141,6 +144,13 @@ def test_headers_over_64_kib_are_431(gateway: Gateway) -> None:
     under = b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-big: " + b"a" * 60_000
     answer = exchange(gateway.port, under + b"\r\n\r\n")
     assert status_of(answer) == 200, answer
+
+
+def test_a_body_announced_over_64_mib_is_413_before_it_is_sent(gateway: RunningGateway) -> None:
+    head = b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
+    answer = exchange(gateway.port, head % (MAX_BODY + 1))
+    assert status_of(answer) == 413, answer
+    assert b"larger than 67108864 bytes" in answer
 
 
 # --- one 100 MB header against 20 honest clients -----------------------------------------------
@@ -243,7 +253,9 @@ async def one_request(
     return status_of(head), fields.get(VERSION_HEADER.encode(), b"")
 
 
-def test_a_100_mb_header_is_refused_early_while_20_clients_are_served(gateway: Gateway) -> None:
+def test_a_100_mb_header_is_refused_early_while_20_clients_are_served(
+    gateway: RunningGateway,
+) -> None:
     hostile, stop = Hostile(), threading.Event()
     attacker = threading.Thread(target=stream_huge_header, args=(gateway.port, hostile, stop))
     attacker.start()
@@ -309,7 +321,7 @@ async def slow_headers(port: int, connections: int, give_up: float) -> list[floa
 
 
 def test_200_slow_header_connections_are_closed_within_the_header_timeout(
-    gateway: Gateway,
+    gateway: RunningGateway,
 ) -> None:
     give_up = HEADER_TIMEOUT + SWEEP_MARGIN + 3
     closed_after = asyncio.run(slow_headers(gateway.port, 200, give_up))
@@ -320,12 +332,26 @@ def test_200_slow_header_connections_are_closed_within_the_header_timeout(
     assert httpx.post(f"{gateway.url}/invocations", json=VIRGINICA_BODY).status_code == 200
 
 
-def test_a_slow_header_is_answered_408(gateway: Gateway) -> None:
+def test_a_slow_header_is_answered_408(gateway: RunningGateway) -> None:
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
         sock.sendall(b"GET /ping HTTP/1.1\r\nhost: x\r\n")
         answer = sock.recv(65536)
     assert status_of(answer) == 408, answer
     assert b"header timeout" in answer
+
+
+def test_a_body_that_does_not_arrive_is_408(iris_server: RunningServer, tmp_path: Path) -> None:
+    with (
+        gateway_process(tmp_path / "body", iris_server, "--body-timeout", "1") as running,
+        socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock,
+    ):
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        started = time.monotonic()
+        answer = sock.recv(65536)
+        waited = time.monotonic() - started
+    assert status_of(answer) == 408, answer
+    assert b"body timeout" in answer
+    assert 0.9 <= waited <= 1 + SWEEP_MARGIN, waited
 
 
 def test_an_idle_keep_alive_connection_is_closed(

@@ -239,15 +239,21 @@ class ClientConnection(asyncio.Protocol):
         self.phase = Phase.BODY
         self.deadline = time.monotonic() + self.limits.body_timeout
         for name, value in self.headers:
-            if name.lower() == b"expect" and value.lower() == b"100-continue":
+            lower = name.lower()
+            if lower == b"content-length" and value.isdigit():
+                self._check_body_size(int(value))
+            elif lower == b"expect" and value.lower() == b"100-continue":
                 assert self.transport is not None
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > self.limits.max_body:
+    def _check_body_size(self, size: int) -> None:
+        if size > self.limits.max_body:
             self._reject(413, f"the body is larger than {self.limits.max_body} bytes")
             raise _Rejected
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        self._check_body_size(self.size)  # chunked bodies announce no size
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
