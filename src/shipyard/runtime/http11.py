@@ -158,6 +158,7 @@ class ClientConnection(asyncio.Protocol):
         self.worker: asyncio.Task[None] | None = None
         self.closing = False
         self.rejected = False  # answered with an error: nothing more is read
+        self.writing_paused = False  # the client reads its answers slower than it asks
         self.phase = Phase.HEAD
         self.deadline = time.monotonic() + self.limits.header_timeout
         self.head_size = 0  # bytes of the current request's head fed to the parser so far
@@ -189,6 +190,16 @@ class ClientConnection(asyncio.Protocol):
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
 
+    def pause_writing(self) -> None:
+        # Answers pile up unread: stop reading requests until the client catches up.
+        self.writing_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._resume_reading()
+
     def data_received(self, data: bytes) -> None:
         # The head is fed at most up to its limit, so no byte past it is ever parsed.
         while data and not self.rejected:
@@ -218,7 +229,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            if not isinstance(exc.__context__, _Rejected):
+            if not self.rejected:  # else a callback stopped the parser, having answered
                 self._reject(400, f"invalid HTTP request: {exc}")
 
     # -- httptools callbacks
@@ -297,12 +308,15 @@ class ClientConnection(asyncio.Protocol):
             if not request.keep_alive:
                 self.close()
                 return
-            paused = len(self.pending) > MAX_PIPELINED // 2 or self.rejected
-            if self.transport is not None and not paused:
-                self.transport.resume_reading()
+            self._resume_reading()
         if self.phase is Phase.ANSWERING:
             self.phase = Phase.IDLE
             self.deadline = time.monotonic() + self.limits.idle_timeout
+
+    def _resume_reading(self) -> None:
+        busy = len(self.pending) > MAX_PIPELINED // 2 or self.writing_paused
+        if self.transport is not None and not busy and not self.rejected:
+            self.transport.resume_reading()
 
     async def _answer(self, request: Request) -> Answer:
         if request.rejection is not None:
