@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ MAX_PIPELINED = 32
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 POLL_SECONDS = 0.05
 SWEEP_SECONDS = 0.5
+NEVER = float("inf")  # the deadline of a connection waiting on us, not on its client
 REASONS = {
     200: b"OK",
     400: b"Bad Request",
@@ -76,6 +76,10 @@ class Phase(Enum):
     BODY = "body"  # headers read: the body is due by body_timeout
     ANSWERING = "answering"  # the request is whole: ours to answer, no deadline for the client
     IDLE = "idle"  # every request answered: the next is due by idle_timeout
+
+
+# Module-level names for the hot path: an Enum member costs about 0.2 us per lookup on 3.11.
+HEAD, BODY, ANSWERING, IDLE = Phase.HEAD, Phase.BODY, Phase.ANSWERING, Phase.IDLE
 
 
 class _Rejected(Exception):
@@ -159,7 +163,7 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False
         self.rejected = False  # answered with an error: nothing more is read
         self.writing_paused = False  # the client reads its answers slower than it asks
-        self.phase = Phase.HEAD
+        self.phase = HEAD
         self.deadline = time.monotonic() + self.limits.header_timeout
         self.head_size = 0  # bytes of the current request's head fed to the parser so far
         self._reset()
@@ -201,36 +205,42 @@ class ClientConnection(asyncio.Protocol):
         self._resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        # The head is fed at most up to its limit, so no byte past it is ever parsed.
-        while data and not self.rejected:
-            phase = self.phase
-            if phase is Phase.BODY:
-                self._feed(data)
-                return
-            if phase is not Phase.HEAD:  # these bytes begin the next request: its head is due
-                self.phase = Phase.HEAD
+        phase = self.phase
+        if phase is not BODY:
+            if phase is not HEAD:  # these bytes begin the next request: its head is due
+                self.phase = HEAD
                 self.deadline = time.monotonic() + self.limits.header_timeout
-            room = self.limits.max_head - self.head_size
-            if len(data) <= room:
-                self.head_size += len(data)
-                self._feed(data)
+            if self.head_size + len(data) > self.limits.max_head:
+                self._feed_up_to_the_limit(data)
                 return
-            self.head_size += room
-            self._feed(data[:room])
-            if self.phase is Phase.HEAD and self.head_size >= self.limits.max_head:
-                limit = self.limits.max_head
-                self._reject(431, f"the request line and headers are over {limit} bytes")
-                return
-            data = data[room:]
-
-    def _feed(self, data: bytes) -> None:
+            self.head_size += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+
+    def _feed_up_to_the_limit(self, data: bytes) -> None:
+        """Feed the head only up to its limit, so that no byte past it is ever parsed."""
+        room = self.limits.max_head - self.head_size
+        self.head_size += room
+        try:
+            self.parser.feed_data(data[:room])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+        if self.rejected:
+            return
+        if self.phase is HEAD:
+            self._reject(431, f"the request line and headers are over {self.limits.max_head} bytes")
+        else:  # the head ended within the limit: the rest is its body or the next request
+            self.data_received(data[room:])
+
+    def _parse_error(self, exc: Exception) -> None:
+        if self.rejected:  # a callback stopped the parser, having answered already
+            return
+        if isinstance(exc, httptools.HttpParserUpgrade):
             self._reject(400, "protocol upgrades are not supported")
-        except httptools.HttpParserError as exc:
-            if not self.rejected:  # else a callback stopped the parser, having answered
-                self._reject(400, f"invalid HTTP request: {exc}")
+        else:
+            self._reject(400, f"invalid HTTP request: {exc}")
 
     # -- httptools callbacks
     def on_url(self, url: bytes) -> None:
@@ -241,18 +251,21 @@ class ClientConnection(asyncio.Protocol):
         self.url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        self.headers.append((name, value))  # how many: counted once they are all in
+
+    def on_headers_complete(self) -> None:
         if len(self.headers) > self.limits.max_headers:
             self._reject(431, f"a request has {self.limits.max_headers} header fields at most")
             raise _Rejected
-
-    def on_headers_complete(self) -> None:
-        self.phase = Phase.BODY
+        self.phase = BODY
         self.deadline = time.monotonic() + self.limits.body_timeout
         for name, value in self.headers:
             lower = name.lower()
-            if lower == b"content-length" and value.isdigit():
-                self._check_body_size(int(value))
+            if lower == b"content-length":
+                # Refused before the body is read (on_body counts all the same); a length of
+                # under 8 digits is below the default limit and costs nothing to skip.
+                if len(value) > 7 and value.isdigit():
+                    self._check_body_size(int(value))
             elif lower == b"expect" and value.lower() == b"100-continue":
                 assert self.transport is not None
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -273,7 +286,9 @@ class ClientConnection(asyncio.Protocol):
         target = b"".join(self.url)
         request = Request(method, target, self.headers, b"".join(self.chunks), keep_alive)
         self._reset()
-        self.phase, self.deadline, self.head_size = Phase.ANSWERING, math.inf, 0
+        self.phase = ANSWERING
+        self.deadline = NEVER
+        self.head_size = 0
         self._queue(request)
 
     # -- answering
@@ -288,7 +303,7 @@ class ClientConnection(asyncio.Protocol):
         """Answer ``status`` after the requests before this one, then close; read no more."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
-        self.phase, self.deadline = Phase.ANSWERING, math.inf
+        self.phase, self.deadline = ANSWERING, NEVER
         self.rejected = True
         rejection = json_answer(status, {"error": message})
         self._queue(Request("", b"", [], b"", keep_alive=False, rejection=rejection))
@@ -309,8 +324,8 @@ class ClientConnection(asyncio.Protocol):
                 self.close()
                 return
             self._resume_reading()
-        if self.phase is Phase.ANSWERING:
-            self.phase = Phase.IDLE
+        if self.phase is ANSWERING:
+            self.phase = IDLE
             self.deadline = time.monotonic() + self.limits.idle_timeout
 
     def _resume_reading(self) -> None:
@@ -340,8 +355,8 @@ class ClientConnection(asyncio.Protocol):
 
     def expire(self) -> None:
         """Past the deadline: a request still arriving gets 408; an idle connection just closes."""
-        if self.phase in (Phase.HEAD, Phase.BODY) and not self.pending:
-            what = "header" if self.phase is Phase.HEAD else "body"
+        if self.phase in (HEAD, BODY) and not self.pending:
+            what = "header" if self.phase is HEAD else "body"
             message = f"the request did not arrive within the {what} timeout"
             self._write(*json_answer(408, {"error": message}), keep_alive=False)
         self.close()
