@@ -18,13 +18,18 @@ from typing import Any
 import httpx
 import pytest
 
+from shipyard.canary.judge import judge_canary
+from shipyard.config.schema import AnalysisConfig
 from shipyard.errors import InvalidInput, RuntimeFailure
-from shipyard.runtime.interface import VERSION_HEADER, Backend, RunningServer
+from shipyard.runtime.gateway import Gateway
+from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER, Backend, RunningServer
 from shipyard.runtime.local import LocalRuntime
 from shipyard.runtime.routes import Shadow
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 VIRGINICA_BODY = {"dataframe_split": {"columns": FEATURES, "data": [[6.7, 3.0, 5.2, 2.3]]}}
+PIN_TOKEN = "operator-pin-token"
+PINNED_BY_OPERATOR = {PIN_TOKEN_HEADER: PIN_TOKEN}
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ def route(
     window: str,
 ) -> None:
     backends = [Backend(server.version, server.endpoint, weight) for server, weight in weights]
-    runtime.set_routes(env.directory, backends, window)
+    runtime.set_routes(env.directory, backends, window, pin_token=PIN_TOKEN)
 
 
 async def fire(
@@ -135,8 +140,25 @@ def test_pin_header_and_weight_zero(
     assert served_by(asyncio.run(fire(env.url, 60, json=VIRGINICA_BODY))) == {"1": 60}
     # One version serving: nothing to compare, so the hot path parses no answer.
     assert runtime.gateway_stats(env.directory)["1"].predictions == {}
-    pinned = httpx.post(
+    stable = httpx.post(
+        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "1"}
+    )
+    assert stable.status_code == 200 and stable.headers[VERSION_HEADER] == "1"
+    refused = httpx.post(
         f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "2"}
+    )
+    assert refused.status_code == 403
+    assert "needs the pin token" in refused.json()["error"], refused.text
+    wrong = httpx.post(
+        f"{env.url}/invocations",
+        json=VIRGINICA_BODY,
+        headers={VERSION_HEADER: "2", PIN_TOKEN_HEADER: "guess"},
+    )
+    assert wrong.status_code == 403
+    pinned = httpx.post(
+        f"{env.url}/invocations",
+        json=VIRGINICA_BODY,
+        headers={VERSION_HEADER: "2", **PINNED_BY_OPERATOR},
     )
     assert pinned.headers[VERSION_HEADER] == "2"
     assert pinned.json() == {"predictions": ["setosa"]}
@@ -170,7 +192,7 @@ def test_forwarding_keeps_method_path_query_status_and_body(
     crashed = httpx.post(
         f"{env.url}/invocations",
         json={"instances": [{"explode": 1}]},
-        headers={VERSION_HEADER: "2"},
+        headers={VERSION_HEADER: "2", **PINNED_BY_OPERATOR},
     )
     assert crashed.status_code == 500
     stats = runtime.gateway_stats(env.directory)
@@ -211,12 +233,15 @@ def test_a_backend_that_is_not_ready_is_never_chosen(
     runtime: LocalRuntime, env: Environment, iris_server: RunningServer
 ) -> None:
     dead = Backend("9", f"http://127.0.0.1:{free_port()}", 50)
-    runtime.set_routes(env.directory, [Backend("1", iris_server.endpoint, 50), dead], "retry")
+    backends = [Backend("1", iris_server.endpoint, 50, stable=True), dead]
+    runtime.set_routes(env.directory, backends, "retry", pin_token=PIN_TOKEN)
     assert served_by(asyncio.run(fire(env.url, 40, json=VIRGINICA_BODY))) == {"1": 40}
     health = httpx.get(f"{env.url}/_shipyard/health").json()
     assert {b["version"]: b["ready"] for b in health["backends"]} == {"1": True, "9": False}
     pinned = httpx.post(
-        f"{env.url}/invocations", json=VIRGINICA_BODY, headers={VERSION_HEADER: "9"}
+        f"{env.url}/invocations",
+        json=VIRGINICA_BODY,
+        headers={VERSION_HEADER: "9", **PINNED_BY_OPERATOR},
     )
     assert pinned.status_code == 503 and pinned.json() == {"error": "version 9 is not ready"}
     assert pinned.headers[VERSION_HEADER] == "9"
@@ -334,10 +359,11 @@ def test_pipelined_requests_are_answered_in_order(
     body = json.dumps(VIRGINICA_BODY).encode()
     one = (
         b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-        b"x-shipyard-version: %s\r\ncontent-length: %d\r\n\r\n%s"
+        b"x-shipyard-version: %s\r\nx-shipyard-pin-token: %s\r\ncontent-length: %d\r\n\r\n%s"
     )
     with socket.create_connection(("127.0.0.1", env.port), timeout=10) as sock:
-        sock.sendall(b"".join(one % (v, len(body), body) for v in (b"2", b"1", b"2")))
+        token = PIN_TOKEN.encode()
+        sock.sendall(b"".join(one % (v, token, len(body), body) for v in (b"2", b"1", b"2")))
         received = b""
         while received.count(b"HTTP/1.1 200") < 3 or not received.endswith(b"]}"):
             chunk = sock.recv(65536)
@@ -439,3 +465,80 @@ def test_stop_gateway_stops_it(runtime: LocalRuntime, tmp_path: Path) -> None:
     with pytest.raises(RuntimeFailure, match=r"no gateway is running"):
         runtime.gateway_stats(directory)
     runtime.stop_gateway(directory)  # already stopped: silent
+
+
+CLIENT_ERRORS: list[bytes] = [
+    b"{not json",
+    json.dumps({"dataframe_split": {"columns": FEATURES, "data": [[6.7, 3.0]]}}).encode(),
+    json.dumps({"dataframe_split": {"columns": ["petal"], "data": [[1.0]]}}).encode(),
+    json.dumps({"instances": [{"sepal_length": "wide"}]}).encode(),
+]
+
+
+def test_client_errors_aimed_at_the_canary_cannot_fail_it(
+    runtime: LocalRuntime,
+    env: Environment,
+    iris_server: RunningServer,
+    setosa_server: RunningServer,
+) -> None:
+    """A rollout's traffic: always-setosa is stable (80), iris the canary (20)."""
+    backends = [
+        Backend("2", setosa_server.endpoint, 80, stable=True),
+        Backend("1", iris_server.endpoint, 20),
+    ]
+    runtime.set_routes(env.directory, backends, "judged", pin_token=PIN_TOKEN)
+    with httpx.Client(base_url=env.url, timeout=10) as client:
+        for index in range(60):
+            body = CLIENT_ERRORS[index % len(CLIENT_ERRORS)]
+            pin = {VERSION_HEADER: "1"}
+            headers = [pin, {**pin, **PINNED_BY_OPERATOR}, {}][index % 3]
+            json_type = {"content-type": "application/json"}
+            answer = client.post("/invocations", content=body, headers={**json_type, **headers})
+            if headers == pin:
+                assert answer.status_code == 403, answer.text
+                assert "needs the pin token" in answer.json()["error"]
+                continue
+            if PIN_TOKEN_HEADER in headers:
+                assert answer.headers[VERSION_HEADER] == "1", "a pin with the token is obeyed"
+            if answer.headers[VERSION_HEADER] == "1":  # always-setosa takes any input
+                assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+    responses = asyncio.run(fire(env.url, 300, json=VIRGINICA_BODY))
+    served = served_by(responses)
+
+    stats = runtime.gateway_stats(env.directory)
+    canary_client_errors = stats["1"].requests - served["1"]
+    assert canary_client_errors >= 20  # the 20 pinned with the token, and a share of the rest
+    assert stats["1"].errors == stats["2"].errors == 0
+    verdict = judge_canary(stats["2"], stats["1"], AnalysisConfig())
+    error_rate = next(check for check in verdict.checks if check.name == "error_rate")
+    assert error_rate.outcome == "pass", error_rate.detail
+
+
+def test_a_remote_client_reaches_neither_admin_nor_metrics(
+    runtime: LocalRuntime, env: Environment, iris_server: RunningServer
+) -> None:
+    route(runtime, env, [(iris_server, 100)], "remote")
+    assert httpx.get(f"{env.url}/metrics").status_code == 200  # this machine may read them
+    # 127.0.0.2 is not the gateway's loopback address: the request counts as remote.
+    remote = httpx.Client(
+        base_url=env.url, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=10
+    )
+    with remote:
+        for target in ("/metrics", "/metrics/", "/%6detrics", "/metrics?x=1", "/_shipyard/stats"):
+            answer = remote.get(target)
+            assert answer.status_code == 404, (target, answer.status_code, answer.text[:80])
+        assert remote.post("/invocations", json=VIRGINICA_BODY).status_code == 200
+
+
+def test_steering_headers_are_read_and_never_forwarded(tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path / "routes.json")
+    raw = [
+        (b"X-Shipyard-Version", b" 4 "),
+        (b"x-shipyard-pin-token", b"secret"),
+        (b"content-type", b"application/json"),
+        (b"connection", b"keep-alive, x-private"),
+        (b"x-private", b"hop"),
+    ]
+    headers, steering = gateway.forwarded_headers(raw)
+    assert headers == [(b"content-type", b"application/json")]
+    assert (steering.pinned, steering.pin_token, steering.sticky) == ("4", b"secret", None)

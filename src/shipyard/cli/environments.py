@@ -20,6 +20,7 @@ from shipyard.cli.common import (
 from shipyard.cli.render import print_json, styled_state
 from shipyard.domain import RELEASE_REPOSITORY
 from shipyard.errors import InvalidInput
+from shipyard.runtime.interface import Runtime
 
 
 def deploy(
@@ -71,8 +72,11 @@ def envs(
     """Show the environments: which versions run where, with their traffic weight."""
     a = adapters(state)
     rows = a.store.deployments(project)
+    states = [observed_state(d, a.runtime) for d in rows]
     if as_json:
-        print_json(console, [_deployment_dict(d) for d in rows])
+        print_json(
+            console, [_deployment_dict(d) | {"state": s} for d, s in zip(rows, states, strict=True)]
+        )
         return
     table = Table(title="environments", title_justify="left")
     for column in (
@@ -86,14 +90,14 @@ def envs(
         "pid",
     ):
         table.add_column(column)
-    for d in rows:
+    for d, observed in zip(rows, states, strict=True):
         table.add_row(
             d.project,
             d.environment,
             d.version,
             d.role,
             f"{d.weight}%",
-            styled_state(d.state),
+            styled_state(observed),
             d.endpoint or "",
             str(d.pid or ""),
         )
@@ -101,6 +105,14 @@ def envs(
     for name in sorted({d.project for d in rows}):
         for env_dir in sorted((a.state.root / "environments" / name).glob("*/routes.json")):
             console.print(f"gateway {name}/{env_dir.parent.name}: routes in {env_dir}")
+
+
+def observed_state(deployment: Any, runtime: Runtime) -> str:
+    """The stored state, except that a `ready` server whose process has died is `down`."""
+    pid = deployment.pid
+    if deployment.state == "ready" and pid is not None and not runtime.is_alive(pid):
+        return "down"
+    return str(deployment.state)
 
 
 def down(

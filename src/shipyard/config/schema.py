@@ -389,6 +389,13 @@ class EnvironmentConfig(Strict):
         description="Request header whose value keeps a client on one version while the "
         "gateway's weights stand; null turns it off.",
     )
+    pin_token_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the token a client sends as "
+        "`x-shipyard-pin-token` to pin a version other than the stable one; unset, such "
+        "pins are refused (403). Never the token itself.",
+    )
 
 
 class LoadConfig(Strict):

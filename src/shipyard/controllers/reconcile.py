@@ -103,7 +103,12 @@ class Reconciler:
         window = str(served.get("window", "reconciled"))
         self.say(f"{project}/{environment}: gateway routes set to the stored state")
         self.adapters.runtime.set_routes(
-            env_dir, backends, window, shadow=shadow, sticky_header=env.sticky_header
+            env_dir,
+            backends,
+            window,
+            shadow=shadow,
+            sticky_header=env.sticky_header,
+            pin_token=deploy.pin_token(env),
         )
 
     def _desired(
@@ -116,11 +121,17 @@ class Reconciler:
     ) -> tuple[list[Backend], Shadow | None]:
         active = [r for r in records.active_rollouts(self.adapters.store, project)]
         if not any(r.environment == environment for r in active):
-            return [Backend(r.version, endpoints[r.version], r.weight) for r in rows], None
+            return [
+                Backend(r.version, endpoints[r.version], r.weight, stable=r.role == "stable")
+                for r in rows
+            ], None
         # A rollout owns the weights: only the addresses of restarted versions change.
         backends = [
             Backend(
-                str(b["version"]), endpoints.get(str(b["version"]), str(b["url"])), int(b["weight"])
+                str(b["version"]),
+                endpoints.get(str(b["version"]), str(b["url"])),
+                int(b["weight"]),
+                stable=bool(b.get("stable", False)),
             )
             for b in _backends(served)
         ]

@@ -7,6 +7,7 @@ later command sees the same picture.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,6 +51,11 @@ def serving_port(adapters: Adapters, project: str, name: str, env: EnvironmentCo
     """The port the environment answers on now: its running gateway's, else the configured one."""
     running_on = adapters.runtime.gateway_port(adapters.state.environment_dir(project, name))
     return running_on or gateway_port(name, env)
+
+
+def pin_token(env: EnvironmentConfig) -> str | None:
+    """The secret that lets a client pin a non-stable version; None (pins refused) when unset."""
+    return os.environ.get(env.pin_token_env) or None if env.pin_token_env else None
 
 
 def unpack(
@@ -173,9 +179,17 @@ def route(
         )
     env_dir = adapters.state.environment_dir(config.name, name)
     url = adapters.runtime.ensure_gateway(env_dir, port)
-    backends = [Backend(d.version, d.endpoint or "", weight) for d, weight in weights]
+    backends = [
+        Backend(d.version, d.endpoint or "", weight, stable=d.role == "stable")
+        for d, weight in weights
+    ]
     adapters.runtime.set_routes(
-        env_dir, backends, window, shadow=shadow, sticky_header=env.sticky_header
+        env_dir,
+        backends,
+        window,
+        shadow=shadow,
+        sticky_header=env.sticky_header,
+        pin_token=pin_token(env),
     )
     for deployment, weight in weights:
         if deployment.weight != weight:

@@ -8,13 +8,15 @@ mtime, size) every 50 ms and swaps the whole table at once when it changes; the 
 never touches the disk. The gateway reports the generation it serves at
 ``/_shipyard/health``, which is how a writer knows its change is in force.
 
-Per request, in order: a ``x-shipyard-version`` header naming a version pins it; a configured
-sticky header (``x-shipyard-key``) hashes its value onto the weights, so one key keeps its
-version while the weights stand; otherwise a weighted random choice. Only backends believed
-ready are chosen: each is probed at ``/v2/health/ready`` twice a second, and one that refuses
-a connection is taken out at once (and the request retried on another version), so a request
-never waits on a dead model server. A configured shadow gets a copy of a share of the requests
-in the background; its answer and its failures never reach the client.
+Per request, in order: a ``x-shipyard-version`` header naming a version pins it (the stable
+version for anyone, another only with the environment's ``x-shipyard-pin-token``: 403
+otherwise); a configured sticky header (``x-shipyard-key``) hashes its value onto the weights,
+so one key keeps its version while the weights stand; otherwise a weighted random choice. Only
+backends believed ready are chosen: each is probed at ``/v2/health/ready`` twice a second, and
+one that refuses a connection or dies before answering is taken out at once (and the request
+retried on another version, the standby included), so a request never waits on a dead model
+server. A configured shadow gets a copy of a share of the requests in the background; its
+answer and its failures never reach the client.
 
 HTTP is spoken by ``http11.py`` (an asyncio protocol with httptools' parser, uvloop when
 installed) towards clients and by ``upstream.py`` (keep-alive connections) towards the model
@@ -24,7 +26,12 @@ buffered both ways (model requests and answers are small).
 
 Statistics per version (requests, errors, latencies, and predicted values while two versions
 are compared) cover one observation window; a new ``window`` name starts them afresh. The
-judge reads them at ``/_shipyard/stats``. Admin endpoints answer loopback clients only.
+judge reads them at ``/_shipyard/stats``; only answers of 5xx and no answer at all count as
+errors, so a client's bad inputs (4xx) never fail a canary. Admin endpoints, and the model
+servers' own ``/metrics``, answer loopback clients only.
+
+Clients are bounded by :class:`http11.Limits`, set on the command line (``--max-connections``,
+``--header-timeout``, ``--body-timeout``, ``--idle-timeout``).
 """
 
 from __future__ import annotations
@@ -41,12 +48,14 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from shipyard.runtime.http11 import Answer, Headers, HTTPServer, Request
+from shipyard.runtime.http11 import Answer, Headers, HTTPServer, Limits, Request
 from shipyard.runtime.http11 import json_answer as http_json
-from shipyard.runtime.interface import VERSION_HEADER, Backend, VersionStats
+from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER, Backend, VersionStats
 from shipyard.runtime.routes import RouteTable, Shadow, load_routes, sticky_point
 from shipyard.runtime.upstream import Response, Upstream, UpstreamError
 
@@ -63,6 +72,8 @@ MAX_PARSED_BODY = 64 * 1024
 DRAIN_SECONDS = 10.0
 ADMIN_PREFIX = b"/_shipyard/"
 VERSION_KEY = VERSION_HEADER.encode()
+PIN_TOKEN_KEY = PIN_TOKEN_HEADER.encode()
+INTERNAL_PATHS = frozenset({b"/metrics"})  # the model server's own, for this machine only
 # Connection-level headers (RFC 9110 7.6.1) plus the ones the proxy recomputes itself.
 HOP_BY_HOP = frozenset(
     {
@@ -79,10 +90,20 @@ HOP_BY_HOP = frozenset(
         b"content-length",
         b"expect",
         VERSION_KEY,
+        PIN_TOKEN_KEY,
     }
 )
 
 log = logging.getLogger("shipyard.gateway")
+
+
+@dataclass(slots=True)
+class Steering:
+    """What a request's headers ask of the gateway; none of it is forwarded."""
+
+    pinned: str | None = None
+    sticky: bytes | None = None
+    pin_token: bytes | None = None
 
 
 class WindowStats:
@@ -219,14 +240,17 @@ class Gateway:
     async def handle(self, request: Request) -> Answer:
         if request.target.startswith(ADMIN_PREFIX):
             return json_answer(404, {"error": "not found"})  # admin, from a remote client
-        headers, pinned, sticky = self.forwarded_headers(request.headers)
+        headers, steering = self.forwarded_headers(request.headers)
         table, choice = self.table, self.choice
+        pinned, sticky = steering.pinned, steering.sticky
         if pinned is not None:
             backend = table.by_version.get(pinned)
             if backend is None:
                 known = ", ".join(table.by_version) or "none"
                 message = f"version {pinned!r} is not deployed here; known versions: {known}"
                 return json_answer(404, {"error": message})
+            if not table.may_pin(backend, steering.pin_token):
+                return refuse_pin(backend, table)
             if backend.url in self.not_ready:
                 return json_answer(503, {"error": f"version {pinned} is not ready"}, pinned)
         else:
@@ -312,9 +336,9 @@ class Gateway:
         if response.status == 200:
             self.observe(stats, response)
 
-    def forwarded_headers(self, raw: Headers) -> tuple[Headers, str | None, bytes | None]:
-        """End-to-end headers to pass on, the pinned version, and the sticky key."""
-        pinned = sticky = None
+    def forwarded_headers(self, raw: Headers) -> tuple[Headers, Steering]:
+        """End-to-end headers to pass on, and what the others ask of the gateway."""
+        steering = Steering()
         sticky_name = self.table.sticky_header
         sticky_key = sticky_name.encode() if sticky_name else None
         connection_tokens: set[bytes] = set()
@@ -322,16 +346,18 @@ class Gateway:
         for name, value in raw:
             lower = name.lower()
             if lower == VERSION_KEY:
-                pinned = value.decode("latin-1").strip()
+                steering.pinned = value.decode("latin-1").strip()
+            elif lower == PIN_TOKEN_KEY:
+                steering.pin_token = value.strip()
             elif lower == b"connection":
                 connection_tokens.update(t.strip().lower() for t in value.split(b","))
             elif lower not in HOP_BY_HOP:
                 if lower == sticky_key:
-                    sticky = value
+                    steering.sticky = value
                 headers.append((name, value))
         if connection_tokens:
             headers = [(n, v) for n, v in headers if n.lower() not in connection_tokens]
-        return headers, pinned, sticky
+        return headers, steering
 
     # --- admin -------------------------------------------------------------------------------
 
@@ -357,6 +383,23 @@ def json_answer(status: int, payload: Any, version: str | None = None) -> Answer
     return http_json(status, payload, [(VERSION_KEY, version.encode())] if version else None)
 
 
+def refuse_pin(backend: Backend, table: RouteTable) -> Answer:
+    stable = (
+        f"; the stable version {table.stable.version} may be pinned freely" if table.stable else ""
+    )
+    message = (
+        f"pinning version {backend.version} needs the pin token: pinning to a version that is "
+        f"not the stable one takes a {PIN_TOKEN_HEADER} header{stable}"
+    )
+    return json_answer(403, {"error": message})
+
+
+def internal(target: bytes) -> bool:
+    """Whether ``target`` names a model server's internal endpoint, however it is spelled."""
+    path = unquote_to_bytes(target.split(b"?", 1)[0])
+    return path.rstrip(b"/") in INTERNAL_PATHS
+
+
 def upstream_method(request: Request) -> str:
     # A HEAD answer announces a body it does not send, which a buffering client cannot frame;
     # the backend is asked for the whole answer and the client gets its headers only.
@@ -372,13 +415,16 @@ def response_headers(response: Response, version: str) -> Headers:
 class GatewayServer:
     """The listening socket, the background tasks, and a graceful stop on SIGTERM."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, limits: Limits | None = None) -> None:
         self.gateway = gateway
-        self.http = HTTPServer(self.answer)
+        self.http = HTTPServer(self.answer, limits)
 
     async def answer(self, request: Request, loopback: bool) -> Answer:
-        if request.target.startswith(ADMIN_PREFIX) and loopback:
-            return self.gateway.admin(request)
+        if loopback:
+            if request.target.startswith(ADMIN_PREFIX):
+                return self.gateway.admin(request)
+        elif internal(request.target):
+            return json_answer(404, {"error": "not found"})
         return await self.gateway.handle(request)
 
     async def serve(self, sock: socket.socket) -> None:
@@ -391,6 +437,7 @@ class GatewayServer:
         tasks = [
             loop.create_task(self.gateway.watch_routes()),
             loop.create_task(self.gateway.probe_forever()),
+            loop.create_task(self.http.sweep_forever()),
         ]
         await self.gateway.probe_all()
         log.info("gateway %d listening on %s", os.getpid(), sock.getsockname())
@@ -410,7 +457,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", type=int)
     where.add_argument("--fd", type=int, help="serve on this already-bound socket")
+    default = Limits()
+    for option, value, text in (
+        ("--max-connections", default.max_connections, "open client connections; more get 503"),
+        ("--header-timeout", default.header_timeout, "seconds for a request's headers"),
+        ("--body-timeout", default.body_timeout, "seconds for a body after its headers"),
+        ("--idle-timeout", default.idle_timeout, "seconds a keep-alive connection may idle"),
+    ):
+        kind = positive(type(value))
+        parser.add_argument(option, type=kind, default=value, help=f"{text} ({value})")
     args = parser.parse_args(argv)
+    limits = Limits(
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.fd is not None:
         # socket(fileno=...) detects AF_INET, so the event loop sets TCP_NODELAY on clients.
@@ -419,7 +481,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         sock = socket.create_server((args.host, args.port), reuse_port=False)
     sock.listen(1024)
     gateway = Gateway(args.routes.resolve())
-    run(GatewayServer(gateway).serve(sock))
+    run(GatewayServer(gateway, limits).serve(sock))
+
+
+def positive(kind: type[float] | type[int]) -> Any:
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        return value
+
+    return parse
 
 
 def run(main_coroutine: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from shipyard.errors import RuntimeFailure
 
 __all__ = [
+    "PIN_TOKEN_HEADER",
     "SERVING_REQUIREMENTS",
     "VERSION_HEADER",
     "Backend",
@@ -46,6 +47,8 @@ SERVING_REQUIREMENTS: tuple[str, ...] = (
 
 # Names the version that served a response; on a request, pins the version.
 VERSION_HEADER = "x-shipyard-version"
+# On a request pinned to a version that is not the stable one: the environment's pin token.
+PIN_TOKEN_HEADER = "x-shipyard-pin-token"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Backend:
     version: str
     url: str
     weight: int  # percent of traffic; the weights of one route table add up to 100
+    stable: bool = False  # the version clients may pin without the pin token
 
 
 @dataclass(frozen=True)
@@ -150,12 +154,14 @@ class Runtime(ABC):
         *,
         shadow: Shadow | None = None,
         sticky_header: str | None = None,
+        pin_token: str | None = None,
     ) -> None:
         """Route traffic by weight; returns when the gateway serves the new table.
 
         A new ``window`` name resets the per-version statistics the gateway keeps; a ``shadow``
         gets a mirrored share of requests; a ``sticky_header`` keeps each of its values on one
-        version while the weights stand.
+        version while the weights stand; a client may pin a version other than the stable one
+        only by presenting ``pin_token`` (without one, such pins are refused).
         """
 
     @abstractmethod

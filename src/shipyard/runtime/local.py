@@ -33,7 +33,7 @@ from shipyard.errors import InvalidInput, RuntimeFailure
 from shipyard.paths import private_file
 from shipyard.processes import pid_alive
 from shipyard.runtime.interface import Backend, RunningServer, Runtime, ServerSpec, VersionStats
-from shipyard.runtime.routes import RouteTable, Shadow
+from shipyard.runtime.routes import RouteTable, Shadow, pin_digest
 
 __all__ = ["MODEL_SERVER", "LocalRuntime"]
 
@@ -189,16 +189,19 @@ class LocalRuntime(Runtime):
         *,
         shadow: Shadow | None = None,
         sticky_header: str | None = None,
+        pin_token: str | None = None,
     ) -> None:
         """Route by weight (see ``routes.py``); a ``shadow`` gets a mirrored share of requests,
-        and a ``sticky_header`` keeps each of its values on one version while weights stand.
+        a ``sticky_header`` keeps each of its values on one version while weights stand, and
+        ``pin_token`` (stored as its digest only) lets a client pin a version that is not stable.
         """
         check_routes(backends, shadow)
         routes = environment_dir / "routes.json"
         environment_dir.mkdir(parents=True, exist_ok=True)
+        digest = pin_digest(pin_token.encode()) if pin_token else None
         with FileLock(environment_dir / "routes.lock"):
             generation = read_generation(routes) + 1
-            table = RouteTable.of(generation, window, backends, shadow, sticky_header)
+            table = RouteTable.of(generation, window, backends, shadow, sticky_header, digest)
             write_atomically(routes, table.to_dict())
         url = self._gateway_url(environment_dir)
         deadline = time.monotonic() + ROUTES_APPLY_SECONDS

@@ -4,30 +4,39 @@ The routes file is the desired state of one environment's traffic, written atomi
 :meth:`LocalRuntime.set_routes` and re-read by the gateway::
 
     {"generation": 7, "window": "rollout-3-step-1",
-     "sticky_header": "x-shipyard-key",
-     "backends": [{"version": "3", "url": "http://127.0.0.1:41234", "weight": 80},
+     "sticky_header": "x-shipyard-key", "pin_token_sha256": "9f86d0...",
+     "backends": [{"version": "3", "url": "http://127.0.0.1:41234", "weight": 80,
+                   "stable": true},
                   {"version": "4", "url": "http://127.0.0.1:41240", "weight": 20}],
      "shadow": {"version": "5", "url": "http://127.0.0.1:41250", "percent": 10}}
 
 A choice only ever lands on a backend the gateway believes ready: a backend that failed its
 readiness probe (or refused a connection) is left out and its weight is shared by the others,
-so no request waits on a dead model server.
+so no request waits on a dead model server. When no weighted backend is ready, the first
+ready one of weight 0 (the standby kept for a rollback) takes all the traffic: production
+fails over at once instead of answering 503 until its server is restarted.
+
+Any client may pin the stable version; pinning another one (a canary, a standby) takes the
+pin token, kept in the file only as its SHA-256, so a client cannot aim its own bad inputs
+at a canary and have the judge roll it back.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import hmac
 import json
 import random
 import zlib
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from shipyard.runtime.interface import Backend, Shadow
 
-__all__ = ["Choice", "RouteTable", "Shadow", "load_routes", "sticky_point"]
+__all__ = ["Choice", "RouteTable", "Shadow", "load_routes", "pin_digest", "sticky_point"]
 
 STICKY_BUCKETS = 10_000  # a key's place in [0, 100) to two decimals
 
@@ -68,7 +77,9 @@ class RouteTable:
     backends: tuple[Backend, ...] = ()
     shadow: Shadow | None = None
     sticky_header: str | None = None
+    pin_token_sha256: str | None = None
     by_version: dict[str, Backend] = field(default_factory=dict)
+    stable: Backend | None = None
 
     @classmethod
     def of(
@@ -78,10 +89,21 @@ class RouteTable:
         backends: Sequence[Backend],
         shadow: Shadow | None = None,
         sticky_header: str | None = None,
+        pin_token_sha256: str | None = None,
     ) -> RouteTable:
         by_version = {backend.version: backend for backend in backends}
         header = sticky_header.lower() if sticky_header else None
-        return cls(generation, window, tuple(backends), shadow, header, by_version)
+        stable = stable_backend(backends)
+        return cls(
+            generation,
+            window,
+            tuple(backends),
+            shadow,
+            header,
+            pin_token_sha256,
+            by_version,
+            stable,
+        )
 
     @property
     def compares(self) -> bool:
@@ -93,19 +115,38 @@ class RouteTable:
         return urls | {self.shadow.url} if self.shadow else urls
 
     def choice(self, not_ready: Collection[str]) -> Choice:
-        """The weighted choice among the backends whose URL is not in ``not_ready``."""
-        return Choice.of([b for b in self.backends if b.url not in not_ready])
+        """The weighted choice among the ready backends (URL not in ``not_ready``).
+
+        With no weighted backend ready, the first ready backend of weight 0 takes everything.
+        """
+        ready = [b for b in self.backends if b.url not in not_ready]
+        choice = Choice.of(ready)
+        if choice.backends or not ready:
+            return choice
+        return Choice.of([replace(ready[0], weight=100)])
+
+    def may_pin(self, backend: Backend, token: bytes | None) -> bool:
+        """Whether a request may pin ``backend``: the stable one always, others with the token."""
+        if backend is self.stable:
+            return True
+        if token is None or self.pin_token_sha256 is None:
+            return False
+        return hmac.compare_digest(pin_digest(token), self.pin_token_sha256)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "generation": self.generation,
             "window": self.window,
             "backends": [
-                {"version": b.version, "url": b.url, "weight": b.weight} for b in self.backends
+                {"version": b.version, "url": b.url, "weight": b.weight}
+                | ({"stable": True} if b.stable else {})
+                for b in self.backends
             ],
         }
         if self.sticky_header:
             data["sticky_header"] = self.sticky_header
+        if self.pin_token_sha256:
+            data["pin_token_sha256"] = self.pin_token_sha256
         if self.shadow:
             data["shadow"] = {
                 "version": self.shadow.version,
@@ -113,6 +154,22 @@ class RouteTable:
                 "percent": self.shadow.percent,
             }
         return data
+
+
+def stable_backend(backends: Sequence[Backend]) -> Backend | None:
+    """The backend marked stable while it has traffic, else the one with the most traffic.
+
+    Going live routes everything to the new version while the old one is still marked
+    stable (at weight 0): the weight decides then.
+    """
+    marked = next((b for b in backends if b.stable and b.weight > 0), None)
+    if marked is not None or not backends:
+        return marked
+    return max(backends, key=lambda b: b.weight)
+
+
+def pin_digest(token: bytes) -> str:
+    return hashlib.sha256(token).hexdigest()
 
 
 def sticky_point(key: bytes) -> float:
@@ -123,7 +180,12 @@ def sticky_point(key: bytes) -> float:
 def load_routes(path: Path) -> RouteTable:
     data = json.loads(path.read_text())
     backends = [
-        Backend(version=str(b["version"]), url=str(b["url"]).rstrip("/"), weight=int(b["weight"]))
+        Backend(
+            version=str(b["version"]),
+            url=str(b["url"]).rstrip("/"),
+            weight=int(b["weight"]),
+            stable=bool(b.get("stable", False)),
+        )
         for b in data.get("backends", [])
     ]
     shadow_data = data.get("shadow")
@@ -142,4 +204,5 @@ def load_routes(path: Path) -> RouteTable:
         backends,
         shadow,
         data.get("sticky_header") or None,
+        data.get("pin_token_sha256") or None,
     )
