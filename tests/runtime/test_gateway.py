@@ -238,6 +238,7 @@ def test_a_backend_that_is_not_ready_is_never_chosen(
     assert served_by(asyncio.run(fire(env.url, 40, json=VIRGINICA_BODY))) == {"1": 40}
     health = httpx.get(f"{env.url}/_shipyard/health").json()
     assert {b["version"]: b["ready"] for b in health["backends"]} == {"1": True, "9": False}
+    assert health["pin_token"] is True and "pin_token_sha256" not in health  # never the digest
     pinned = httpx.post(
         f"{env.url}/invocations",
         json=VIRGINICA_BODY,

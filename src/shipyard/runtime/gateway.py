@@ -370,7 +370,10 @@ class Gateway:
                 {**b, "ready": b["url"] not in self.not_ready}
                 for b in self.table.to_dict()["backends"]
             ]
-            body = {**self.table.to_dict(), "backends": backends, "pid": os.getpid()}
+            table = self.table.to_dict()
+            # Whether pins need a token, never the token's digest: a short token could be guessed from it.
+            table["pin_token"] = table.pop("pin_token_sha256", None) is not None
+            body = {**table, "backends": backends, "pid": os.getpid()}
             return json_answer(200, body)
         if path == b"/_shipyard/stats":
             versions = {v: s.snapshot().to_dict() for v, s in self.stats.items()}

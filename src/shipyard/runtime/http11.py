@@ -31,7 +31,8 @@ __all__ = ["MAX_BODY", "Answer", "HTTPServer", "Headers", "Limits", "Request", "
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]  # status, headers, body
-MAX_BODY = 64 * 1024 * 1024
+# The model server's own limit: a bigger body would only be refused there, after costing memory here.
+MAX_BODY = 10 * 1024 * 1024
 MAX_PIPELINED = 32
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 POLL_SECONDS = 0.05
