@@ -529,6 +529,11 @@ def test_a_remote_client_reaches_neither_admin_nor_metrics(
             answer = remote.get(target)
             assert answer.status_code == 404, (target, answer.status_code, answer.text[:80])
         assert remote.post("/invocations", json=VIRGINICA_BODY).status_code == 200
+    # A reverse proxy on this machine connects from loopback for a remote client.
+    for header in ("x-forwarded-for", "forwarded", "x-real-ip"):
+        for target in ("/metrics", "/_shipyard/health"):
+            answer = httpx.get(f"{env.url}{target}", headers={header: "203.0.113.9"})
+            assert answer.status_code == 404, (header, target, answer.status_code)
 
 
 def test_steering_headers_are_read_and_never_forwarded(tmp_path: Path) -> None:

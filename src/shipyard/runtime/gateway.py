@@ -71,6 +71,9 @@ MAX_PREDICTION_VALUES = 20_000
 MAX_PARSED_BODY = 64 * 1024
 DRAIN_SECONDS = 10.0
 ADMIN_PREFIX = b"/_shipyard/"
+# A reverse proxy on this machine connects from loopback on behalf of remote clients; what it
+# forwards is a client's request, not this machine's, so it gets no admin view.
+PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
 VERSION_KEY = VERSION_HEADER.encode()
 PIN_TOKEN_KEY = PIN_TOKEN_HEADER.encode()
 INTERNAL_PATHS = frozenset({b"/metrics"})  # the model server's own, for this machine only
@@ -397,6 +400,11 @@ def refuse_pin(backend: Backend, table: RouteTable) -> Answer:
     return json_answer(403, {"error": message})
 
 
+def proxied(request: Request) -> bool:
+    """Whether a proxy sent ``request`` on behalf of another client."""
+    return any(name.lower() in PROXY_HEADERS for name, _ in request.headers)
+
+
 def internal(target: bytes) -> bool:
     """Whether ``target`` names a model server's internal endpoint, however it is spelled."""
     path = unquote_to_bytes(target.split(b"?", 1)[0])
@@ -423,7 +431,7 @@ class GatewayServer:
         self.http = HTTPServer(self.answer, limits)
 
     async def answer(self, request: Request, loopback: bool) -> Answer:
-        if loopback:
+        if loopback and not proxied(request):
             if request.target.startswith(ADMIN_PREFIX):
                 return self.gateway.admin(request)
         elif internal(request.target):
