@@ -1,0 +1,136 @@
+"""Limits on what one client connection may send before its request reaches the app.
+
+uvicorn's httptools protocol has none for the request head: llhttp parses a header of any
+size, and httptools gathers a header split across reads with ``bytes +=`` (quadratic), so
+one client streaming a 100 MB header held the event loop for everyone. Its h11 protocol has
+a single limit (``h11_max_incomplete_event_size``, answered 400) and costs throughput. This
+protocol keeps httptools and adds, per request head:
+
+* the request line (the URL) at most :data:`MAX_REQUEST_LINE` bytes, else 414;
+* at most :data:`MAX_HEADERS` headers and :data:`MAX_HEAD_BYTES` bytes of them, else 431,
+  checked on every read, so no more than one read past the limit is ever parsed;
+* the head complete within :data:`HEAD_SECONDS` of the connection's start or of its first
+  byte, else 408 (a connection that sent nothing is closed without an answer).
+
+The answer is sent and the connection closed without reading further. Idle keep-alive
+connections and the connection limit (503 past it) are uvicorn's own settings; the body
+timeout is the app's (:mod:`.decoding`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 100
+HEAD_SECONDS = 10.0
+
+
+class Refused(Exception):
+    """Raised from a parser callback to stop parsing: the answer is already sent."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_head = True  # from the connection's start, or a message's end, to its headers
+        self.head_bytes = 0  # bytes of reads that ended inside the current head
+        self.header_bytes = 0
+        self.header_count = 0
+        self.refused = False
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        was_in_head = self.in_head
+        super().data_received(data)
+        # Counted after parsing, so a read holding a small head and a large body is not a
+        # large head. A read that ends inside the head is all head.
+        if was_in_head and self.in_head and not self.refused:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.refuse(431, f"the request headers are over {MAX_HEAD_BYTES} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_head = True
+        self.head_bytes = self.header_bytes = self.header_count = 0
+        self.start_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_REQUEST_LINE:
+            self.refuse(414, f"the request URL is over {MAX_REQUEST_LINE} bytes")
+            raise Refused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self.header_count += 1
+        self.header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self.header_count > MAX_HEADERS:
+            self.refuse(431, f"the request has more than {MAX_HEADERS} headers")
+            raise Refused
+        if self.header_bytes > MAX_HEAD_BYTES:
+            self.refuse(431, f"the request headers are over {MAX_HEAD_BYTES} bytes")
+            raise Refused
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.in_head = True  # the next read may start the next request
+        self.head_bytes = 0
+
+    def send_400_response(self, msg: str) -> None:
+        if not self.refused:  # a callback raised Refused: the answer is already sent
+            super().send_400_response(msg)
+
+    def start_head_timer(self) -> None:
+        if self.head_timer is None:
+            self.head_timer = self.loop.call_later(HEAD_SECONDS, self.head_timed_out)
+
+    def stop_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        started = self.head_bytes > 0 or bool(getattr(self, "url", b"")) or bool(self.headers)
+        if started:
+            self.refuse(408, f"the request headers did not arrive within {HEAD_SECONDS:g} s")
+        elif self.cycle is None or self.cycle.response_complete:
+            self.transport.close()  # connected, sent nothing: nobody to answer
+
+    def refuse(self, status: int, reason: str) -> None:
+        self.refused = True
+        self.stop_head_timer()
+        body = json.dumps({"error": reason}).encode()
+        head = (
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
