@@ -41,6 +41,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.in_head = True  # from the connection's start, or a message's end, to its headers
         self.head_bytes = 0  # bytes of reads that ended inside the current head
+        self.heads = 0  # request heads completed on this connection
         self.header_bytes = 0
         self.header_count = 0
         self.refused = False
@@ -57,11 +58,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return
-        was_in_head = self.in_head
+        was_in_head, heads = self.in_head, self.heads
         super().data_received(data)
-        # Counted after parsing, so a read holding a small head and a large body is not a
-        # large head. A read that ends inside the head is all head.
-        if was_in_head and self.in_head and not self.refused:
+        # Counted after parsing, so a read holding a small head and a large body (or a whole
+        # request) is not a large head: only a read that began and ended inside one head.
+        if was_in_head and self.in_head and self.heads == heads and not self.refused:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.refuse(431, f"the request headers are over {MAX_HEAD_BYTES} bytes")
@@ -91,6 +92,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.heads += 1
         self.stop_head_timer()
         super().on_headers_complete()
 
