@@ -340,7 +340,7 @@ def valid_bodies(draw: st.DrawFn) -> tuple[str, Any]:
 @st.composite
 def spoiled_bodies(draw: st.DrawFn) -> tuple[str, Any]:
     """A valid body with one value the model cannot take, or one value missing."""
-    rows = [list(SETOSA) for _ in range(draw(st.integers(1, 3)))]
+    rows: list[list[Any]] = [list(SETOSA) for _ in range(draw(st.integers(1, 3)))]
     spoiled = draw(st.integers(0, 3))
     if draw(st.booleans()):
         rows[0][spoiled] = draw(bad_cells)
