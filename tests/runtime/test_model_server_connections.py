@@ -61,10 +61,10 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> None:
 
 
 def answer(sock: socket.socket, seconds: float = 10) -> bytes:
-    """What the server sent before it closed the connection (b"" if it reset it)."""
+    """What the server sent before it closed the connection, or within ``seconds``."""
     sock.settimeout(seconds)
     chunks = []
-    with contextlib.suppress(ConnectionResetError):
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)

@@ -85,7 +85,10 @@ EXAMPLES: dict[str, tuple[str, bytes | Any, int, str]] = {
     ),
     "huge-float-exponent": (
         "/invocations",
-        raw('{"dataframe_records": [{"sepal_length": 1e400}]}'),
+        raw(
+            '{"dataframe_records": [{"sepal_length": 1e400, "sepal_width": 3.5, '
+            '"petal_length": 1.4, "petal_width": 0.2}]}'
+        ),
         422,
         "dataframe_records[0].sepal_length: inf is not a finite number",
     ),
@@ -122,7 +125,11 @@ EXAMPLES: dict[str, tuple[str, bytes | Any, int, str]] = {
     # non-finite numbers
     "nan": (
         "/invocations",
-        raw('{"dataframe_split": {"columns": ["sepal_length"], "data": [[NaN]]}}'),
+        raw(
+            json.dumps(
+                {"dataframe_split": {"columns": FEATURES, "data": [[math.nan, 3.5, 1.4, 0.2]]}}
+            )
+        ),
         422,
         "dataframe_split.data[0][0]: NaN is not a number JSON allows; send null",
     ),
@@ -197,19 +204,19 @@ EXAMPLES: dict[str, tuple[str, bytes | Any, int, str]] = {
     "invalid-utf8": ("/invocations", b'{"instances": [["\xff\xfe"]]}', 400, "not UTF-8"),
     "lone-surrogate": (
         "/invocations",
-        raw('{"dataframe_records": [{"sepal_length": "\\ud800"}]}'),
+        raw(json.dumps({"dataframe_records": [{**RECORD, "sepal_length": "\ud800"}]})),
         400,
         "dataframe_records[0].sepal_length: the string holds an unpaired UTF-16 surrogate",
     ),
     "surrogate-oip-id": (
         INFER,
-        raw('{"id": "\\udfff", "inputs": []}'),
+        raw(json.dumps({"id": "\udfff", **columns()})),
         400,
         "id: the string holds an unpaired UTF-16 surrogate",
     ),
     "duplicated-key": (
         "/invocations",
-        raw('{"dataframe_records": [{"sepal_length": 1, "sepal_length": 2}]}'),
+        raw(json.dumps({"dataframe_records": [RECORD]}).replace("}", ', "sepal_length": 2}', 1)),
         400,
         "dataframe_records[0]: the key 'sepal_length' appears twice",
     ),
