@@ -39,17 +39,15 @@ class Refused(Exception):
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.in_head = True  # from the connection's start, or a message's end, to its headers
-        self.head_bytes = 0  # bytes of reads that ended inside the current head
+        self.in_head = False  # a request head has begun and is not complete
+        self.head_bytes = 0  # bytes of the reads that began and ended inside the current head
         self.heads = 0  # request heads completed on this connection
-        self.header_bytes = 0
-        self.header_count = 0
         self.refused = False
         self.head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        self.start_head_timer()
+        self.start_head_timer()  # the first head is due from the start
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_head_timer()
@@ -60,46 +58,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         was_in_head, heads = self.in_head, self.heads
         super().data_received(data)
-        # Counted after parsing, so a read holding a small head and a large body (or a whole
-        # request) is not a large head: only a read that began and ended inside one head.
-        if was_in_head and self.in_head and self.heads == heads and not self.refused:
+        if not self.in_head or self.refused:
+            return
+        # Counted after parsing, so a read holding a small head and a large body (or whole
+        # requests) is not a large head; a head that arrives in one read costs no timer.
+        if was_in_head and self.heads == heads:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.refuse(431, f"the request headers are over {MAX_HEAD_BYTES} bytes")
+                return
+        self.start_head_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.in_head = True
-        self.head_bytes = self.header_bytes = self.header_count = 0
-        self.start_head_timer()
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > MAX_REQUEST_LINE:
-            self.refuse(414, f"the request URL is over {MAX_REQUEST_LINE} bytes")
-            raise Refused
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self.header_count += 1
-        self.header_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self.header_count > MAX_HEADERS:
-            self.refuse(431, f"the request has more than {MAX_HEADERS} headers")
-            raise Refused
-        if self.header_bytes > MAX_HEAD_BYTES:
-            self.refuse(431, f"the request headers are over {MAX_HEAD_BYTES} bytes")
-            raise Refused
+        self.head_bytes = 0
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.heads += 1
         self.stop_head_timer()
+        # The head is whole, and at most one read past MAX_HEAD_BYTES: checked here rather
+        # than per header, which would cost every request a Python call per header.
+        refusal = head_refusal(self.url, self.headers)
+        if refusal:
+            self.refuse(*refusal)
+            raise Refused  # stops the parser: the app never sees this request
         super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self.in_head = True  # the next read may start the next request
-        self.head_bytes = 0
 
     def send_400_response(self, msg: str) -> None:
         if not self.refused:  # a callback raised Refused: the answer is already sent
@@ -118,11 +103,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.transport.is_closing():
             return
-        started = self.head_bytes > 0 or bool(getattr(self, "url", b"")) or bool(self.headers)
-        if started:
+        if self.in_head:
             self.refuse(408, f"the request headers did not arrive within {HEAD_SECONDS:g} s")
-        elif self.cycle is None or self.cycle.response_complete:
-            self.transport.close()  # connected, sent nothing: nobody to answer
+        elif self.heads == 0:
+            self.transport.close()  # connected and sent nothing: nobody to answer
 
     def refuse(self, status: int, reason: str) -> None:
         self.refused = True
@@ -136,3 +120,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(head.encode() + body)
         self.transport.close()
+
+
+def head_refusal(url: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, str] | None:
+    if len(url) > MAX_REQUEST_LINE:
+        return 414, f"the request URL is over {MAX_REQUEST_LINE} bytes"
+    if len(headers) > MAX_HEADERS:
+        return 431, f"the request has more than {MAX_HEADERS} headers"
+    if sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEAD_BYTES:
+        return 431, f"the request headers are over {MAX_HEAD_BYTES} bytes"
+    return None
