@@ -12,16 +12,15 @@ its warm-up prediction on ``input_example.json``. A model that cannot load ends 
 the runtime sees the exit and reports the log tail, which helps more than a server that is
 never ready.
 
-Every response carries ``x-shipyard-version``. Errors are JSON ``{"error": "..."}``: 400 for a
-malformed body, 422 for an input that does not fit the model's signature (naming the field) or
-that ``predict`` rejects (KeyError/ValueError/TypeError), 413 above the body limit, 503 while
-loading, 500 for anything else.
+Every response carries ``x-shipyard-version``. Errors are JSON ``{"error": "..."}`` naming the
+field: 400 for a malformed body, 422 for an input that does not fit the model's signature or
+that ``predict`` refuses (:data:`REFUSALS`), 408 for a body slower than its timeout, 413 above
+the body limit (see :mod:`.decoding`), 503 while loading, 500 for a bug in the model or here.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import mmap
 import os
@@ -42,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .batching import Batcher
+from .decoding import read_body, read_json, utf8_text
 from .errors import HTTPError, LoadError
 from .loaders import Model, load_model, warm_up
 from .metrics import CONTENT_TYPE, Metrics
@@ -50,7 +50,10 @@ from .signature import conform
 
 # Same value as shipyard.runtime.interface.VERSION_HEADER: this package cannot import Shipyard.
 VERSION_HEADER = "x-shipyard-version"
-MAX_BODY_BYTES = 10 * 1024 * 1024
+# What ``predict`` raises when it refuses the values of a well-formed request (scikit-learn's
+# ValueError for NaN, a class's float() on a string, an index past a short row): the client's
+# 422. Anything else is a bug in the model or here: 500, logged.
+REFUSALS = (ValueError, TypeError, LookupError, ArithmeticError)
 STATIC_ROUTES = frozenset(
     {"/v2/health/live", "/v2/health/ready", "/invocations", "/ping", "/metrics"}
 )
@@ -162,7 +165,7 @@ class ModelState:
         rows = conform(table, model.signature, model.wants)
         try:
             return await self.batcher.submit(rows)
-        except (KeyError, ValueError, TypeError) as exc:
+        except REFUSALS as exc:
             self.metrics.prediction_errors.inc()
             message = f"the model rejected the input: {type(exc).__name__}: {exc}"
             raise HTTPError(422, message) from exc
@@ -178,30 +181,6 @@ class ModelState:
             raise HTTPError(
                 500, "the model failed on this input; see the model server log"
             ) from None
-
-
-# --- request bodies -----------------------------------------------------------------------------
-
-
-async def read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPError(413, f"the body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise HTTPError(413, f"the body is over the limit of {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_json(request: Request) -> Any:
-    try:
-        return json.loads(await read_body(request))
-    except ValueError as exc:
-        raise HTTPError(400, f"the body is not valid JSON: {exc}") from None
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -274,7 +253,7 @@ class Endpoints:
 
     async def invocations(self, request: Request) -> Response:
         if request.headers.get("content-type", "").startswith("text/csv"):
-            table: Table = csv_table((await read_body(request)).decode("utf-8", "replace"))
+            table: Table = csv_table(utf8_text(await read_body(request), "the CSV body"))
         else:
             table = mlflow_table(await read_json(request))
         return JSONResponse({"predictions": await self.state.predict(table)})

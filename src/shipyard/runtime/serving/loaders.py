@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import HTTPError, LoadError
-from .protocol import Table, instances_or_inputs, to_json_values
+from .protocol import FLOATS, Table, instances_or_inputs, to_json_values
 from .signature import (
     ANY,
     DATATYPES,
-    FLOATS,
     Column,
     Signature,
     Wants,

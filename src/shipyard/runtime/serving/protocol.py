@@ -17,11 +17,16 @@ import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import HTTPError
 
+# No tensor holds more values than a body within the size limit; the bound keeps math.prod small.
+MAX_DIMENSION = 10 * 1024 * 1024
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+FLOATS = frozenset({"FP16", "FP32", "FP64"})
+INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+OIP_DATATYPES = FLOATS | INTEGERS | {"BOOL", "BYTES"}
 
 
 @dataclass(frozen=True)
@@ -144,21 +149,36 @@ def columns_object(columns: Mapping[str, Any], where: str) -> Columns:
 
 
 def csv_table(text: str) -> Columns:
-    lines = list(csv.reader(io.StringIO(text)))
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # a field over csv's limit (128 KiB), a NUL byte...
+        raise HTTPError(400, f"the CSV body cannot be read: {exc}") from None
     if not lines:
         raise HTTPError(400, "the CSV body is empty; it needs a header row")
+    header = lines[0]
     rows = [[number_or_text(cell) for cell in line] for line in lines[1:]]
-    for index, row in enumerate(rows):
-        if len(row) != len(lines[0]):
-            raise HTTPError(400, f"csv row {index + 1} has {len(row)} values, not {len(lines[0])}")
-    return Columns(lines[0], rows, "csv header", lambda i, j: f"csv row {i + 1}, {lines[0][j]}")
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise HTTPError(400, f"csv row {i + 1} has {len(row)} values, not {len(header)}")
+        for j, value in enumerate(row):
+            if value is INFINITE:
+                cell = lines[i + 1][j]
+                raise HTTPError(
+                    422, f"csv row {i + 1}, {header[j]}: {cell!r} is not a finite number"
+                )
+    return Columns(header, rows, "csv header", lambda i, j: f"csv row {i + 1}, {header[j]}")
+
+
+INFINITE = object()  # a cell float() reads as infinity: "inf", "1e400"
 
 
 def number_or_text(cell: str) -> Any:
+    """A number when the cell is one ("nan" is a missing value, as in pandas), else the text."""
     try:
-        return float(cell)
+        number = float(cell)
     except ValueError:
         return cell
+    return INFINITE if math.isinf(number) else number
 
 
 # --- Open Inference Protocol ------------------------------------------------------------------
@@ -180,16 +200,25 @@ def parse_tensor(tensor: Any, index: int) -> Tensor:
     datatype = tensor.get("datatype")
     if not isinstance(name, str):
         raise HTTPError(400, f"inputs[{index}].name must be a string")
-    if not isinstance(datatype, str):
-        raise HTTPError(400, f"inputs[{index}].datatype must be a string such as FP32 or BYTES")
-    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise HTTPError(400, f"inputs[{index}].shape must be a list of non-negative integers")
+    if not isinstance(datatype, str) or datatype.upper() not in OIP_DATATYPES:
+        known = ", ".join(sorted(OIP_DATATYPES))
+        raise HTTPError(422, f"inputs[{index}].datatype: expected one of {known}, got {datatype!r}")
+    if not is_shape(shape):
+        raise HTTPError(400, f"inputs[{index}].shape must be [n] or [n, k] (non-negative integers)")
     if not isinstance(data, list):
         raise HTTPError(400, f"inputs[{index}].data must be a list")
     flat = flatten(data)
-    if not shape or len(flat) != math.prod(shape):
+    if len(flat) != math.prod(shape):
         raise HTTPError(400, f"inputs[{index}] ({name}) has {len(flat)} values but shape {shape}")
     return Tensor(name, shape, datatype.upper(), flat)
+
+
+def is_shape(shape: Any) -> TypeGuard[list[int]]:
+    return (
+        isinstance(shape, list)
+        and len(shape) in (1, 2)
+        and all(type(n) is int and 0 <= n <= MAX_DIMENSION for n in shape)
+    )
 
 
 def flatten(data: list[Any]) -> list[Any]:

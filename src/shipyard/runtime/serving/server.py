@@ -14,11 +14,17 @@ cannot load) stops the whole server with its exit code, so the runtime sees the 
 than a server that is never ready. The runtime stops a server by signalling its process group:
 the workers drain their requests themselves, and the supervisor only signals a worker that is
 still there after a grace period (a second signal would make uvicorn drop open requests).
+
+One client must not take a worker down: the request head is limited in size, header count and
+time (:mod:`.connections`), an idle keep-alive connection closes after
+:data:`KEEP_ALIVE_SECONDS`, and past ``--max-connections`` open connections a worker answers
+503 instead of taking on more work.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import logging
@@ -42,6 +48,9 @@ log = logging.getLogger("shipyard.model_server")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # metrics.MULTIPROCESS_ENV: read before importing it
 POLL_SECONDS = 0.05
+MAX_CONNECTIONS = 1000  # per worker; each costs a file descriptor and a little memory
+KEEP_ALIVE_SECONDS = 5  # an idle connection between requests is closed after this
+MAX_HEAD_BYTES = 64 * 1024  # connections.MAX_HEAD_BYTES, for h11 when httptools is missing
 STOP_GRACE_SECONDS = 8.0
 PR_SET_PDEATHSIG = 1
 
@@ -58,12 +67,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=32, help="rows per predict; 1: off")
     parser.add_argument("--max-batch-wait-ms", type=float, default=0.0, help="wait to fill a batch")
     parser.add_argument("--allow-pickle", action="store_true", help="load pickle-based formats")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help="open connections per worker; a request past them is answered 503",
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--fd", type=int, help="serve on this already-bound socket")
     where.add_argument("--port", type=int, help="bind 127.0.0.1 on this port")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.max_batch_size < 1 or args.max_batch_wait_ms < 0:
-        parser.error("--workers and --max-batch-size must be >= 1, --max-batch-wait-ms >= 0")
+    if min(args.workers, args.max_batch_size, args.max_connections) < 1:
+        parser.error("--workers, --max-batch-size and --max-connections must be >= 1")
+    if args.max_batch_wait_ms < 0:
+        parser.error("--max-batch-wait-ms must be >= 0")
     return args
 
 
@@ -100,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def serve_worker(index: int) -> None:
         readiness.index = index
-        serve(build_app(settings, readiness), worker_socket(sock) if args.workers > 1 else sock)
+        app = build_app(settings, readiness)
+        serve(app, worker_socket(sock) if args.workers > 1 else sock, args.max_connections)
 
     if args.workers == 1:
         serve_worker(0)
@@ -143,12 +161,30 @@ def worker_socket(shared: socket.socket) -> socket.socket:
     return own
 
 
-def serve(app: Any, sock: socket.socket) -> None:
+def serve(app: Any, sock: socket.socket, max_connections: int = MAX_CONNECTIONS) -> None:
     # Not uvicorn.run(fd=...): it wraps the fd as AF_UNIX, so asyncio never sets TCP_NODELAY
     # and every keep-alive response waits ~40 ms on Nagle + delayed ACK. Hand it the socket.
-    # uvicorn picks uvloop and httptools when the environment has them (SERVING_REQUIREMENTS).
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    # uvicorn picks uvloop when the environment has it (SERVING_REQUIREMENTS).
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        http=http_protocol(),
+        limit_concurrency=max_connections,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+    )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def http_protocol() -> type[asyncio.Protocol] | str:
+    """httptools with the head limits of :mod:`.connections`, else h11 with its own limit."""
+    try:
+        from .connections import LimitedHttpToolsProtocol
+    except ImportError:  # no httptools here: h11 answers 400 past MAX_HEAD_BYTES of head
+        return "h11"
+    return LimitedHttpToolsProtocol
 
 
 class Supervisor:

@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import HTTPError
-from .protocol import Columns, Records, Rows, Table
+from .protocol import FLOATS, INTEGERS, OIP_DATATYPES, Columns, Records, Rows, Table
 
 Locate = Callable[[int], str]  # column j of one row -> where it is in the request
 
 ANY = "ANY"  # the model does not say; any JSON value passes
-FLOATS = frozenset({"FP16", "FP32", "FP64"})
-INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
-DATATYPES = FLOATS | INTEGERS | {"BOOL", "BYTES", ANY}
+DATATYPES = OIP_DATATYPES | {ANY}
 
 Wants = Literal["rows", "records"]  # lists in feature order, or one mapping per row
 
