@@ -39,7 +39,9 @@ __all__ = [
 # as with its pure-Python parser and loop.
 SERVING_REQUIREMENTS: tuple[str, ...] = (
     "starlette>=0.37",
-    "uvicorn>=0.30",
+    # runtime/serving/connections.py extends uvicorn's httptools protocol (its head limits): a
+    # release that reshapes that internal class must be tested before it is allowed in.
+    "uvicorn>=0.30,<0.55",
     "httptools>=0.6",
     "uvloop>=0.19; sys_platform != 'win32'",
     "prometheus-client>=0.20",
