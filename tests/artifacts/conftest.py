@@ -11,7 +11,9 @@ import pytest
 
 from shipyard.artifacts import KeyFile, LocalBlobStore, PackedArtifact, pack, publish
 from shipyard.artifacts.attestations import ATTESTED_STAGES
+from shipyard.artifacts.keys import trust_key
 from shipyard.artifacts.properties import stage_properties
+from shipyard.artifacts.signing import public_pem
 from shipyard.domain import Status
 from shipyard.store.models import Artifact
 from shipyard.store.store import Store
@@ -107,3 +109,32 @@ def publish_run(
     }
     keys = KeyFile(blobs.root.parent / "keys" / "signing.key", create=True)
     return publish(store, blobs, packed, info, run_id=run_id, keys=keys, results=results)
+
+
+@dataclass
+class Machine:
+    """Another Shipyard instance: its own store, blob folder and signing key."""
+
+    store: Store
+    blobs: LocalBlobStore
+    keys: KeyFile
+
+    def blob_files(self) -> list[Path]:
+        return [p for p in (self.blobs.root / "sha256").rglob("*") if p.is_file()]
+
+    def trust(self, keys: KeyFile) -> str:
+        """Trust the public half of ``keys`` here, as `shipyard artifacts key trust` does."""
+        pem = self.keys.path.parent / "their.pub"
+        pem.parent.mkdir(parents=True, exist_ok=True)
+        pem.write_text(public_pem(keys.trusted()))
+        return trust_key(self.keys, pem)
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Iterator[Machine]:
+    root = tmp_path / "other"
+    store = Store(f"sqlite:///{root}/s.db")
+    yield Machine(
+        store, LocalBlobStore(root / "blobs"), KeyFile(root / "keys" / "signing.key", create=True)
+    )
+    store.close()

@@ -6,8 +6,6 @@ Two real state directories (stores, blob folders, keys) stand for two Shipyard i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,9 @@ from sqlalchemy import update
 from shipyard.artifacts import KeyFile, LocalBlobStore, promote
 from shipyard.artifacts.attestations import may_load_pickle
 from shipyard.artifacts.catalog import Catalog
-from shipyard.artifacts.keys import rotate_key, trust_key
+from shipyard.artifacts.keys import rotate_key
 from shipyard.artifacts.repository import record_result, verify_signature
-from shipyard.artifacts.signing import key_id, public_pem
+from shipyard.artifacts.signing import key_id
 from shipyard.artifacts.transfer import FORMAT, manifest_path, pull, push
 from shipyard.domain import RELEASE_REPOSITORY
 from shipyard.errors import Conflict, InvalidInput
@@ -26,30 +24,9 @@ from shipyard.store.models import Artifact, ArtifactProperty, StageRun
 from shipyard.store.models import Attestation as Row
 from shipyard.store.store import Store
 
-from .conftest import PASSING, Tree, publish_run
+from .conftest import PASSING, Machine, Tree, publish_run
 
 ALL_PASSED = {f"{stage}.status": "passed" for stage in ("build", "test", "analyze", "qa")}
-
-
-@dataclass
-class Machine:
-    store: Store
-    blobs: LocalBlobStore
-    keys: KeyFile
-
-    def trust(self, keys: KeyFile) -> str:
-        pem = self.keys.path.parent / "their.pub"
-        pem.parent.mkdir(parents=True, exist_ok=True)
-        pem.write_text(public_pem(keys.trusted()))
-        return trust_key(self.keys, pem)
-
-
-@pytest.fixture
-def other(tmp_path: Path) -> Iterator[Machine]:
-    root = tmp_path / "other"
-    store = Store(f"sqlite:///{root}/s.db")
-    yield Machine(store, LocalBlobStore(root / "blobs"), KeyFile(root / "keys" / "k", create=True))
-    store.close()
 
 
 @pytest.fixture

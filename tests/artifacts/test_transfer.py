@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shipyard.artifacts import KeyFile, LocalBlobStore, promote
 from shipyard.artifacts.catalog import Catalog
-from shipyard.artifacts.keys import trust_key
-from shipyard.artifacts.signing import public_pem
 from shipyard.artifacts.transfer import manifest_path, pull, push
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.store.models import Artifact
 from shipyard.store.store import Store
 
 from . import hostile
-from .conftest import PASSING, Tree, publish_run
-
-
-@dataclass
-class Machine:
-    store: Store
-    blobs: LocalBlobStore
-    keys: KeyFile
-
-    def blob_files(self) -> list[Path]:
-        return [p for p in (self.blobs.root / "sha256").rglob("*") if p.is_file()]
-
-
-@pytest.fixture
-def other(tmp_path: Path) -> Iterator[Machine]:
-    root = tmp_path / "other"
-    store = Store(f"sqlite:///{root}/s.db")
-    yield Machine(store, LocalBlobStore(root / "blobs"), KeyFile(root / "signing.key", create=True))
-    store.close()
+from .conftest import PASSING, Machine, Tree, publish_run
 
 
 @pytest.fixture
@@ -86,19 +64,13 @@ def test_push_on_another_machine_carries_properties_and_stage_results(
     assert props["test.status"] == props["qa.status"] == "passed"
     # The other machine trusts this one's key: its policy reads the imported signed results
     # and signs the release with its own key.
-    trust(other, keys)
+    other.trust(keys)
     result = promote(other.store, "iris", released.version, keys=other.keys)
     assert result.promoted and result.decision.evidence == "imported stage results"
     assert result.signed_by == other.keys.signer().key_id != keys.signer().key_id
     again = push(other.store, other.blobs, out)
     assert not again.created
     assert len(other.blob_files()) == 1
-
-
-def trust(machine: Machine, keys: KeyFile) -> None:
-    pem = machine.keys.path.parent / "their.pub"
-    pem.write_text(public_pem(keys.trusted()))
-    trust_key(machine.keys, pem)
 
 
 def test_push_without_a_manifest_arrives_bare_and_release_refuses_it(
