@@ -20,6 +20,16 @@ class Status(StrEnum):
         return self not in (Status.QUEUED, Status.RUNNING, Status.WAITING)
 
 
+class Role(StrEnum):
+    """What a deployment is for in its environment."""
+
+    STABLE = "stable"  # serves the traffic the canary does not
+    CANARY = "canary"  # the new version under judgement
+    CANDIDATE = "candidate"  # started for a go-live, until it serves all traffic
+    STANDBY = "standby"  # the previous stable, kept ready for an instant rollback
+    RETIRED = "retired"  # stopped
+
+
 # The fixed order of ARCHITECTURE.md 3 (the trigger is the run itself).
 STAGES: tuple[str, ...] = (
     "build",

@@ -25,6 +25,7 @@ from typing import Any
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks, probe_bodies
 from shipyard.config.schema import ProjectConfig
+from shipyard.domain import Role
 from shipyard.errors import ShipyardError
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters
@@ -75,7 +76,9 @@ class Reconciler:
             self.say(
                 f"{project}/{environment}: {row.version} ({row.role}) is not running; starting it"
             )
-            new = deploy.start(self.adapters, project, environment, row.version, row.role, self.say)
+            new = deploy.start(
+                self.adapters, project, environment, row.version, Role(row.role), self.say
+            )
             new.weight = row.weight
             self.adapters.store.save_deployment(new, "restarted")
             deploy.stop(self.adapters, row)
@@ -87,7 +90,7 @@ class Reconciler:
         if not rows:
             return
         # The environment as it runs governs: the stable's config, at the port clients use.
-        live = next((row for row in reversed(rows) if row.role == "stable"), rows[-1])
+        live = next((row for row in reversed(rows) if row.role == Role.STABLE), rows[-1])
         config = load_deployed_config(self.adapters, project, environment, live.version)
         env = deploy.environment(config, environment)
         port = deploy.serving_port(self.adapters, project, environment, env)
@@ -122,7 +125,7 @@ class Reconciler:
         active = [r for r in records.active_rollouts(self.adapters.store, project)]
         if not any(r.environment == environment for r in active):
             return [
-                Backend(r.version, endpoints[r.version], r.weight, stable=r.role == "stable")
+                Backend(r.version, endpoints[r.version], r.weight, stable=r.role == Role.STABLE)
                 for r in rows
             ], None
         # A rollout owns the weights: only the addresses of restarted versions change.
@@ -143,7 +146,7 @@ class Reconciler:
         return backends, shadow
 
     def expire_standbys(self, project: str, environment: str) -> None:
-        for row in deploy.running(self.adapters, project, environment, "standby"):
+        for row in deploy.running(self.adapters, project, environment, Role.STANDBY):
             config = load_deployed_config(self.adapters, project, environment, row.version)
             window = config.canary.rollback_window if config.canary else 0.0
             if utcnow() - row.updated_at > timedelta(seconds=window):

@@ -16,6 +16,7 @@ from shipyard.artifacts.repository import materialize
 from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
+from shipyard.domain import Role
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
 from shipyard.paths import private_dir, private_file, project_file
@@ -25,8 +26,6 @@ from shipyard.runtime.routes import Shadow
 from shipyard.store.models import Deployment
 
 DEFAULT_PRODUCTION_PORT = 8787
-# The role of a version started for a go-live until it serves all traffic.
-CANDIDATE = "candidate"
 
 Say = Callable[[str], None]
 
@@ -92,7 +91,7 @@ def prepare(
 
 
 def start(
-    adapters: Adapters, project: str, name: str, version: str, role: str, say: Say
+    adapters: Adapters, project: str, name: str, version: str, role: Role, say: Say
 ) -> Deployment:
     """Unpack, prepare and start ``version`` in environment ``name``; returns the ready deployment."""
     dest, config = unpack(adapters, project, name, version)
@@ -180,7 +179,7 @@ def route(
     env_dir = adapters.state.environment_dir(config.name, name)
     url = adapters.runtime.ensure_gateway(env_dir, port)
     backends = [
-        Backend(d.version, d.endpoint or "", weight, stable=d.role == "stable")
+        Backend(d.version, d.endpoint or "", weight, stable=d.role == Role.STABLE)
         for d, weight in weights
     ]
     adapters.runtime.set_routes(
@@ -215,10 +214,10 @@ def go_live(
     deployments = running(adapters, config.name, name)
     new = next((d for d in deployments if d.version == version), None)
     if new is None:
-        new = start(adapters, config.name, name, version, CANDIDATE, say)
+        new = start(adapters, config.name, name, version, Role.CANDIDATE, say)
     others = [d for d in deployments if d.id != new.id]
     if gateway_port(name, environment(config, name)) is None:
-        new.role, new.weight = "stable", 100
+        new.role, new.weight = Role.STABLE, 100
         adapters.store.save_deployment(new, "live")
         for old in others:
             stop(adapters, old)
@@ -227,10 +226,10 @@ def go_live(
     try:
         url = route(adapters, config, name, weights, window, move=True)
     except BaseException:
-        if new.role in (CANDIDATE, "canary"):  # a kept standby stays kept
+        if new.role in (Role.CANDIDATE, Role.CANARY):  # a kept standby stays kept
             withdraw(adapters, config.name, name, version, say)
         raise
-    new.role = "stable"
+    new.role = Role.STABLE
     adapters.store.save_deployment(new, "live")
     return url, keep_one_standby(adapters, others)
 
@@ -243,7 +242,9 @@ def withdraw(adapters: Adapters, project: str, name: str, version: str, say: Say
     A version that is already stable is left alone.
     """
     leaving = [
-        d for d in running(adapters, project, name) if d.version == version and d.role != "stable"
+        d
+        for d in running(adapters, project, name)
+        if d.version == version and d.role != Role.STABLE
     ]
     if not leaving:
         return
@@ -278,10 +279,10 @@ def _route_all_to(
 
 def keep_one_standby(adapters: Adapters, others: Sequence[Deployment]) -> str | None:
     """The version that was stable stays running for an instant rollback; older ones stop."""
-    previous = next((d for d in others if d.role == "stable"), None)
+    previous = next((d for d in others if d.role == Role.STABLE), None)
     for deployment in others:
         if deployment is previous:
-            deployment.role = "standby"
+            deployment.role = Role.STANDBY
             adapters.store.save_deployment(deployment, "standby")
         else:
             stop(adapters, deployment)
@@ -301,7 +302,7 @@ def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, 
             f"Rollout {active[0].id} of {active[0].canary_version} is still going in {project}/{name}.",
             hint="`shipyard rollout abort` moves all traffic back to its stable version.",
         )
-    previous = running(adapters, project, name, "standby")
+    previous = running(adapters, project, name, Role.STANDBY)
     current = stable(adapters, project, name)
     if not previous or current is None:
         raise NotFound(
@@ -313,7 +314,7 @@ def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, 
     # a rollback changes routes only.
     _, config = unpack(adapters, project, name, current.version)
     route(adapters, config, name, [(back, 100), (current, 0)], f"rollback-{back.version}")
-    back.role, current.role = "stable", "standby"
+    back.role, current.role = Role.STABLE, Role.STANDBY
     adapters.store.save_deployment(back, "rolled-back-to")
     adapters.store.save_deployment(current, "standby")
     return back, current
@@ -322,7 +323,7 @@ def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, 
 def stop(adapters: Adapters, deployment: Deployment) -> None:
     if deployment.pid:
         adapters.runtime.stop_server(deployment.pid)
-    deployment.state, deployment.role, deployment.weight = "stopped", "retired", 0
+    deployment.state, deployment.role, deployment.weight = "stopped", Role.RETIRED, 0
     adapters.store.save_deployment(deployment, "stopped")
 
 
@@ -338,12 +339,12 @@ def stop_all(adapters: Adapters, project: str | None = None) -> list[Deployment]
 
 
 def running(
-    adapters: Adapters, project: str, name: str, role: str | None = None
+    adapters: Adapters, project: str, name: str, role: Role | None = None
 ) -> list[Deployment]:
     rows = adapters.store.deployments(project, name)
     return [row for row in rows if role is None or row.role == role]
 
 
 def stable(adapters: Adapters, project: str, name: str) -> Deployment | None:
-    rows = running(adapters, project, name, "stable")
+    rows = running(adapters, project, name, Role.STABLE)
     return rows[-1] if rows else None

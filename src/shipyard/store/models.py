@@ -184,7 +184,7 @@ class Deployment(Base):
     environment: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(128))
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
-    role: Mapped[str] = mapped_column(String(16))  # stable, canary, standby, retired
+    role: Mapped[str] = mapped_column(String(16))  # a shipyard.domain.Role
     weight: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(
         String(16), default="starting"

@@ -7,7 +7,7 @@ from typing import Any
 
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks, probe_bodies
-from shipyard.domain import Status
+from shipyard.domain import Role, Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
 
@@ -30,7 +30,7 @@ def canary(ctx: RunContext) -> StageOutcome:
             "no `canary:` section: the new version goes live without a canary"
         )
     say = partial(ctx.say, "canary")
-    candidate = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, "canary", say)
+    candidate = deploy.start(ctx.adapters, ctx.project, ENVIRONMENT, ctx.version, Role.CANARY, say)
     hooks = RolloutHooks(say=say, wait=ctx.wait, stop_requested=ctx.cancelled)
     run_id = ctx.store.get_run(ctx.project, ctx.number).id
     controller = CanaryRollout.begin(
