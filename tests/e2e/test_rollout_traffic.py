@@ -36,7 +36,7 @@ from shipyard.domain import Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import Adapters
 from shipyard.pipeline.engine import Pipeline
-from shipyard.runtime.interface import VERSION_HEADER
+from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER
 from shipyard.store.models import Deployment, Rollout
 
 from .conftest import commit, make_project
@@ -351,6 +351,68 @@ def test_a_healthy_canary_passes_every_judgement(
     )
     assert [v["outcome"] for v in done.verdicts] == ["pass", "pass", "pass"]
     assert all(v["canary_requests"] >= 20 for v in done.verdicts)
+    assert load.lost == []
+
+
+# Well-formed HTTP, the client's own mistakes: the model server answers each with a 4xx. The
+# last two made it answer 500 before (a RecursionError, an OverflowError), which let any client
+# roll a canary back.
+JSON = {"content-type": "application/json"}
+CLIENT_MISTAKES: list[dict[str, Any]] = [
+    {"content": b"{not json", "headers": JSON},
+    {"json": {"dataframe_records": [{"sepal_length": "wide"}]}},
+    {"json": {"dataframe_split": {"columns": ["sepal_length"], "data": [[1, 2, 3]]}}},
+    {"json": {"instances": [[[[1.0]]]]}},
+    {"content": b"[" * 50_000 + b"]" * 50_000, "headers": JSON},
+    {"content": b'{"instances": [[' + b"9" * 400 + b", 1, 1, 1]]}", "headers": JSON},
+]
+
+
+def test_client_errors_aimed_at_the_canary_do_not_roll_it_back(
+    e2e_state: Adapters, built: Built, clean: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IRIS_PIN_TOKEN", "operator-secret")
+    production = built.config.environments[ENV].model_copy(
+        update={"pin_token_env": "IRIS_PIN_TOKEN"}
+    )
+    config = settings(built, steps=[{"weight": 30, "pause": 4}, 100])
+    config = config.model_copy(update={"environments": {**config.environments, ENV: production}})
+    stable, canary = start_pair(e2e_state, built)
+    controller = rollout(e2e_state, config, stable, canary)
+    aimed: list[tuple[int, str | None]] = []
+    unpinnable: list[int] = []
+
+    def aim_at_the_canary() -> None:
+        url = f"http://127.0.0.1:{built.port}/invocations"
+        operator = {VERSION_HEADER: built.canary, PIN_TOKEN_HEADER: "operator-secret"}
+        with httpx.Client(timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while built.canary not in served_now(built.port):  # the rollout's first step
+                assert time.monotonic() < deadline, "the rollout never routed to the canary"
+                time.sleep(0.05)
+            for index in range(60):
+                mistake = CLIENT_MISTAKES[index % len(CLIENT_MISTAKES)]
+                headers = {**mistake.get("headers", {}), **operator}
+                answer = client.post(url, **{**mistake, "headers": headers})
+                aimed.append((answer.status_code, answer.headers.get(VERSION_HEADER)))
+                # The same mistakes without the operator's token cannot reach the canary.
+                refused = client.post(url, json={}, headers={VERSION_HEADER: built.canary})
+                unpinnable.append(refused.status_code)
+                time.sleep(0.03)
+
+    attacker = threading.Thread(target=aim_at_the_canary)
+    with Load(built.port, built.bodies, threads=3) as load:
+        attacker.start()
+        done = controller.run(finish=False)
+        attacker.join(timeout=30)
+    assert len(aimed) == 60
+    assert {version for _, version in aimed} == {built.canary}, Counter(aimed)
+    assert all(400 <= status < 500 for status, _ in aimed), Counter(s for s, _ in aimed)
+    assert set(unpinnable) == {403}
+    assert done.status == records.PASSED, done.verdicts
+    # The canary's 60 answers of 4xx were requests to it, never errors.
+    rates = [c["value"] for v in done.verdicts for c in v["checks"] if c["name"] == "error_rate"]
+    assert rates and set(rates) == {0.0}, done.verdicts
     assert load.lost == []
 
 
