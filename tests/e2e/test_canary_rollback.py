@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shipyard.domain import Status
-from shipyard.pipeline.context import Adapters
+from shipyard.pipeline.context import Adapters, NullReporter
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
 
@@ -49,7 +49,8 @@ class Traffic:
 
     def __init__(self, port: int, seconds: float) -> None:
         self.url = f"http://127.0.0.1:{port}/invocations"
-        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+        self.deadline = 0.0
         self.stopped = threading.Event()
         self.results: list[tuple[int, str | None]] = []
         self.lost = 0
@@ -71,13 +72,29 @@ class Traffic:
                     self.lost += 1
                 time.sleep(0.02)
 
-    def __enter__(self) -> Traffic:
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
         self.thread.start()
-        return self
+
+    def __enter__(self) -> Traffic:
+        return self  # started by StartsTraffic, stopped on the way out
 
     def __exit__(self, *_: object) -> None:
         self.stopped.set()
-        self.thread.join(timeout=15)
+        if self.thread.is_alive():
+            self.thread.join(timeout=15)
+
+
+class StartsTraffic(NullReporter):
+    """Starts the traffic when a stage starts: its bounds then cover the production stages
+    however long the build took on a busy machine."""
+
+    def __init__(self, stage: str, traffic: Traffic) -> None:
+        self.stage, self.traffic = stage, traffic
+
+    def stage_started(self, stage: str) -> None:
+        if stage == self.stage:
+            self.traffic.start()
 
 
 def test_failing_canary_rolls_back_without_hurting_stable(
@@ -91,9 +108,11 @@ def test_failing_canary_rolls_back_without_hurting_stable(
     serve = repo / "iris_model" / "serve.py"
     serve.write_text(serve.read_text() + FAULT)
     commit(repo, "a model with a production-only fault")
-    second = pipeline.start(repo)
-    with Traffic(port, seconds=120) as traffic:
-        final = pipeline.execute(second)
+    traffic = Traffic(port, seconds=120)
+    watched = Pipeline(e2e_state, StartsTraffic("qa", traffic))
+    second = watched.start(repo)
+    with traffic:
+        final = watched.execute(second)
 
     assert final is Status.ROLLED_BACK
     run = e2e_state.store.get_run("iris-faulty", second.number)
