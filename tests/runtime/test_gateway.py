@@ -46,15 +46,20 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def env(runtime: LocalRuntime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
-    directory = tmp_path_factory.mktemp("state") / "environments" / "iris" / "production"
+def gateway_in(runtime: LocalRuntime, state: Path) -> Iterator[Environment]:
+    """A production gateway of a state folder, on a free port, stopped afterwards."""
+    directory = state / "environments" / "iris" / "production"
     port = free_port()
     url = runtime.ensure_gateway(directory, port)
     try:
         yield Environment(directory, port, url)
     finally:
         runtime.stop_gateway(directory)
+
+
+@pytest.fixture(scope="module")
+def env(runtime: LocalRuntime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    yield from gateway_in(runtime, tmp_path_factory.mktemp("state"))
 
 
 def route(

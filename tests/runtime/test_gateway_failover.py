@@ -17,7 +17,7 @@ import pytest
 from shipyard.runtime.interface import Backend, RunningServer
 from shipyard.runtime.local import LocalRuntime
 
-from .test_gateway import Environment, free_port
+from .test_gateway import Environment, gateway_in
 from .test_gateway_limits import honest_clients
 
 log = logging.getLogger(__name__)
@@ -25,13 +25,7 @@ log = logging.getLogger(__name__)
 
 @pytest.fixture
 def env(runtime: LocalRuntime, tmp_path: Path) -> Iterator[Environment]:
-    directory = tmp_path / "environments" / "iris" / "production"
-    port = free_port()
-    url = runtime.ensure_gateway(directory, port)
-    try:
-        yield Environment(directory, port, url)
-    finally:
-        runtime.stop_gateway(directory)
+    yield from gateway_in(runtime, tmp_path)
 
 
 def test_the_standby_takes_over_when_the_only_stable_server_is_killed_under_load(

@@ -25,6 +25,8 @@ from shipyard.pipeline.context import free_port
 from shipyard.runtime.interface import RunningServer
 from shipyard.runtime.local import MODEL_SERVER, LocalRuntime
 
+from .conftest import started
+
 HEAD_SECONDS = 10.0  # serving.connections.HEAD_SECONDS
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VALID = json.dumps({"instances": [SETOSA]}).encode()
@@ -39,13 +41,7 @@ def server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
     log = tmp_path_factory.mktemp("connections") / "server.log"
-    running = runtime.start_server(
-        make_spec("c1", iris_model_dir, iris_model_dir, SKOPS, log), ready_timeout=60
-    )
-    try:
-        yield running
-    finally:
-        runtime.stop_server(running.pid)
+    yield from started(runtime, make_spec("c1", iris_model_dir, iris_model_dir, SKOPS, log))
 
 
 def address(server: RunningServer) -> tuple[str, int]:

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from shipyard.runtime.interface import RunningServer
 from shipyard.runtime.local import LocalRuntime
 
+from .conftest import started
+
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 RECORD = dict(zip(FEATURES, SETOSA, strict=True))
@@ -39,13 +41,7 @@ def server(
     """Started once for this module, so its last test can see it survived all the others."""
     serve = {"format": "skops", "path": "model.skops"}
     log = tmp_path_factory.mktemp("hostile") / "server.log"
-    running = runtime.start_server(
-        make_spec("h1", iris_model_dir, iris_model_dir, serve, log), ready_timeout=60
-    )
-    try:
-        yield running
-    finally:
-        runtime.stop_server(running.pid)
+    yield from started(runtime, make_spec("h1", iris_model_dir, iris_model_dir, serve, log))
 
 
 @pytest.fixture(scope="module")
@@ -277,11 +273,11 @@ def test_a_10_mib_body_of_rows_is_decoded_in_linear_time(client: httpx.Client) -
     rows = [SETOSA] * 250_000
     body = json.dumps({"instances": rows}).encode()
     assert len(body) < 10 * 1024 * 1024
-    started = time.monotonic()
+    began = time.monotonic()
     response = post(client, "/invocations", body, "application/json")
     assert response.status_code == 200
     assert len(response.json()["predictions"]) == len(rows)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - began < 20
 
 
 # --- generated bodies ---------------------------------------------------------------------------
