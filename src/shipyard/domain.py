@@ -30,6 +30,27 @@ class Role(StrEnum):
     RETIRED = "retired"  # stopped
 
 
+class TokenRole(StrEnum):
+    """What an API token may do; each role may do everything the roles before it may."""
+
+    VIEWER = "viewer"  # reads
+    DEVELOPER = "developer"  # runs and cancels
+    QA = "qa"  # approves what enters the release tree
+    RELEASER = "releaser"  # approves canaries, steers rollouts, rolls back, deploys
+    ADMIN = "admin"  # manages projects, tokens and policies
+
+    def allows(self, needed: TokenRole) -> bool:
+        order = list(TokenRole)
+        return order.index(self) >= order.index(needed)
+
+
+class Gate(StrEnum):
+    """Where a run may wait for a person's approval."""
+
+    RELEASE = "release"  # before the artifact enters the release tree
+    CANARY = "canary"  # before production sees it
+
+
 # The fixed order of ARCHITECTURE.md 3 (the trigger is the run itself).
 STAGES: tuple[str, ...] = (
     "build",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shipyard.adapters import Adapters
 from shipyard.artifacts.local import LocalBlobStore
+from shipyard.coordination.store import StoreLeases
 from shipyard.executor.local import LocalExecutor
 from shipyard.paths import StateDir, resolve_cache_dir, resolve_state_dir
-from shipyard.pipeline.context import Adapters
 from shipyard.runtime.local import LocalRuntime
 from shipyard.store import Store
 
@@ -18,10 +19,12 @@ def open_adapters(
     state = StateDir(resolve_state_dir(state_dir), resolve_cache_dir(cache_dir)).ensure()
     blobs = LocalBlobStore(state.blobs)
     blobs.sweep()  # temporary files of writers that were killed mid-write
+    store = Store(state.database_url)
     return Adapters(
         state=state,
-        store=Store(state.database_url),
+        store=store,
         executor=LocalExecutor(state),
         runtime=LocalRuntime(),
         blobs=blobs,
+        leases=StoreLeases(store),
     )

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.config.loader import parse_config
 from shipyard.domain import Status
 from shipyard.errors import Conflict
-from shipyard.pipeline.context import Adapters, RunContext, StageOutcome
+from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.pipeline.stages.repository import publish, release
 from shipyard.wiring import open_adapters
 

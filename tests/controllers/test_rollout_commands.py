@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 
 from shipyard.canary import records
 from shipyard.cli.app import app
+from shipyard.coordination.store import StoreLeases
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.paths import StateDir
 from shipyard.store import Store
@@ -83,12 +84,14 @@ def test_status_shows_step_weight_and_last_verdict(state: Path, rollout: Rollout
     assert data["steps"] == STEPS
 
 
-def test_a_driven_rollout_is_reported_as_driven(state: Path, rollout: Rollout) -> None:
-    lock = records.driver_lock(StateDir(state).locks, rollout.id)
-    with lock:
+def test_a_driven_rollout_is_reported_as_driven(
+    state: Path, store: Store, rollout: Rollout
+) -> None:
+    leases = StoreLeases(store)
+    with leases.hold(records.driver_lease(rollout.id), "another-process") as _:
         data = json.loads(shipyard(state, "rollout", "status", "-p", "iris", "--json").stdout)
     assert data["driven"] is True
-    assert not records.is_driven(StateDir(state).locks, rollout.id)
+    assert not records.is_driven(leases, rollout.id)
 
 
 def test_pause_promote_and_their_refusals(state: Path, store: Store, rollout: Rollout) -> None:

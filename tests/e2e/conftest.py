@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.examples import example_path
-from shipyard.pipeline.context import Adapters, free_port
+from shipyard.pipeline.context import free_port
 from shipyard.wiring import open_adapters
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.domain import Status
-from shipyard.pipeline.context import Adapters, NullReporter
+from shipyard.pipeline.context import NullReporter
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.domain import STAGES, Status
-from shipyard.pipeline.context import Adapters
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
 

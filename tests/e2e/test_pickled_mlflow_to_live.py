@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.artifacts.attestations import may_load_pickle
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.signing import KeyFile
 from shipyard.domain import Status
-from shipyard.pipeline.context import Adapters, free_port
+from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
 

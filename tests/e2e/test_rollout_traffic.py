@@ -28,13 +28,13 @@ from typing import Any
 import httpx
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks
 from shipyard.config.schema import CanaryConfig, ProjectConfig
 from shipyard.controllers import load_deployed_config
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER
 from shipyard.store.models import Deployment, Rollout

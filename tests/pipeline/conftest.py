@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.policy import change_policy
-from shipyard.pipeline.context import Adapters
 from shipyard.wiring import open_adapters
 
 CONFIG = """\

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.domain import STAGES, Status
 from shipyard.errors import ConfigError
-from shipyard.pipeline.context import Adapters
 from shipyard.pipeline.engine import Pipeline
 
 from .conftest import commit, git, write_project

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.artifacts import KeyFile, PackedArtifact, pack, publish
 from shipyard.artifacts.transfer import push
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters
 from shipyard.wiring import open_adapters
 
 SCAN_PASSED = {

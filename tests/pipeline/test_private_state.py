@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters, free_port
+from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
 
 from .conftest import commit

@@ -19,11 +19,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from shipyard.adapters import Adapters
 from shipyard.cli.app import app
 from shipyard.controllers import Reconciler
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.local import gateway_pid_on
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.adapters import Adapters
 from shipyard.canary.rollout import probe_bodies
 from shipyard.config import parse_config
 from shipyard.errors import StageFailed
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters
 
 CONFIG = """\
 name: tiny

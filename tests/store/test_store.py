@@ -22,6 +22,7 @@ from shipyard.store.models import Artifact, Deployment, Rollout, utcnow
 
 TABLES = {
     "alembic_version",
+    "approvals",
     "artifact_properties",
     "artifact_refs",
     "artifact_attestations",
@@ -29,12 +30,17 @@ TABLES = {
     "artifacts",
     "deployments",
     "events",
+    "leases",
+    "notification_targets",
+    "processes",
     "projects",
     "promotions",
     "repositories",
     "rollouts",
     "runs",
     "stage_runs",
+    "tokens",
+    "webhook_deliveries",
 }
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
@@ -67,7 +73,7 @@ def test_opening_the_same_file_again_migrates_nothing_and_keeps_the_data(
     finally:
         again.close()
     with sqlite3.connect(tmp_path / "s.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
 
 
 def test_the_database_is_in_wal_mode(store: Store, project: str, tmp_path: Path) -> None:

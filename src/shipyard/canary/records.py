@@ -16,12 +16,11 @@ transaction, so a command and the controller never overwrite each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
 from sqlalchemy import select
 
+from shipyard.coordination import Leases
 from shipyard.errors import NotFound
 from shipyard.store import Store
 from shipyard.store.models import Rollout
@@ -38,7 +37,7 @@ __all__ = [
     "RUNNING",
     "WAITING",
     "active_rollouts",
-    "driver_lock",
+    "driver_lease",
     "find_rollout",
     "is_driven",
     "update_rollout",
@@ -104,17 +103,10 @@ def update_rollout(
         return row
 
 
-def driver_lock(locks: Path, rollout_id: int) -> FileLock:
-    """Held by the one process driving a rollout; the OS releases it when that process dies."""
-    locks.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(locks / f"rollout-{rollout_id}.lock"))
+def driver_lease(rollout_id: int) -> str:
+    """The lease held by the one owner driving a rollout (ARCHITECTURE.md 8)."""
+    return f"rollout:{rollout_id}"
 
 
-def is_driven(locks: Path, rollout_id: int) -> bool:
-    lock = driver_lock(locks, rollout_id)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
+def is_driven(leases: Leases, rollout_id: int) -> bool:
+    return leases.holder(driver_lease(rollout_id)) is not None

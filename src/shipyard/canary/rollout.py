@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import Timeout
-
+from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
 from shipyard.config.schema import CanaryConfig, ProjectConfig
+from shipyard.coordination import HeldLease, new_owner
 from shipyard.errors import Conflict, NotFound, ShipyardError
 from shipyard.paths import project_file
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters
 from shipyard.qa.load import rows_to_bodies, run_load
 from shipyard.qa.quality import load_records
 from shipyard.runtime.interface import VersionStats
@@ -138,14 +137,12 @@ class CanaryRollout:
         canary is rolled back, unless ``roll_back_on_error`` is off: a controller daemon that
         is stopped leaves the rollout where it is for the next one to resume.
         """
-        lock = records.driver_lock(self.adapters.state.locks, self.rollout.id)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        lease = self._take_lease()
+        if lease is None:
             raise Conflict(
                 f"Rollout {self.rollout.id} is already driven by another process.",
                 hint="`shipyard rollout status` shows where it is.",
-            ) from None
+            )
         probe = self._start_probe()
         try:
             return self._walk(finish)
@@ -158,7 +155,7 @@ class CanaryRollout:
             self.finished.set()
             if probe is not None:
                 probe.join(timeout=15)
-            lock.release()
+            lease.release()
 
     def _walk(self, finish: bool) -> Rollout:
         if self._refresh().status in records.FINISHED:
@@ -279,18 +276,19 @@ class CanaryRollout:
 
     def abort(self, reason: str) -> Rollout:
         """Roll back now, from a process that is not driving the rollout (nobody is)."""
-        lock = records.driver_lock(self.adapters.state.locks, self.rollout.id)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        lease = self._take_lease()
+        if lease is None:
             raise Conflict(
                 f"Rollout {self.rollout.id} is driven by another process.",
                 hint="That process rolls it back within a fraction of a second.",
-            ) from None
-        try:
+            )
+        with lease:
             return self.roll_back(reason, records.ABORTED)
-        finally:
-            lock.release()
+
+    def _take_lease(self) -> HeldLease | None:
+        return self.adapters.leases.hold(
+            records.driver_lease(self.rollout.id), new_owner("rollout-driver")
+        )
 
     def roll_back(self, reason: str, final: str = records.ROLLED_BACK) -> Rollout:
         """All traffic to stable in one route change, then the canary stops."""

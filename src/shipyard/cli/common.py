@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.pipeline.context import Adapters
 
 console = Console()
 err = Console(stderr=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.cli.common import (
     JsonOption,
@@ -27,7 +28,6 @@ from shipyard.cli.common import (
 from shipyard.cli.render import print_json
 from shipyard.config.schema import parse_duration
 from shipyard.errors import Conflict, InvalidInput
-from shipyard.pipeline.context import Adapters
 from shipyard.store.models import Rollout
 
 rollout_app = typer.Typer(
@@ -46,7 +46,7 @@ def _find(a: Adapters, project: str | None, env: str, rollout_id: int | None) ->
 
 
 def _driven(a: Adapters, rollout: Rollout) -> bool:
-    return records.is_driven(a.state.locks, rollout.id)
+    return records.is_driven(a.leases, rollout.id)
 
 
 @rollout_app.callback(invoke_without_command=True)

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks, probe_bodies
 from shipyard.config.schema import ProjectConfig
 from shipyard.domain import Role
 from shipyard.errors import ShipyardError
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import Backend
 from shipyard.runtime.local import get_json
 from shipyard.runtime.routes import Shadow
@@ -181,7 +181,7 @@ class Reconciler:
         thread = self.drivers.get(rollout.id)
         if thread is not None and thread.is_alive():
             return
-        if records.is_driven(self.adapters.state.locks, rollout.id):
+        if records.is_driven(self.adapters.leases, rollout.id):
             return
 
         def work() -> None:
@@ -207,7 +207,7 @@ class Reconciler:
         self.reconcile(drive=False)
         done = []
         for rollout in records.active_rollouts(self.adapters.store):
-            if not records.is_driven(self.adapters.state.locks, rollout.id):
+            if not records.is_driven(self.adapters.leases, rollout.id):
                 done.append(self.drive(rollout))
         return done
 

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from shipyard.artifacts.interface import BlobStore
+from shipyard.adapters import Adapters
 from shipyard.config.schema import ProjectConfig
 from shipyard.domain import Status
 from shipyard.errors import Cancelled, StageFailed, StageTimeout
-from shipyard.executor.interface import CommandResult, Executor, PythonEnv
+from shipyard.executor.interface import CommandResult, PythonEnv
 from shipyard.paths import StateDir, private_file
-from shipyard.runtime.interface import Runtime
 from shipyard.store import Store, current_actor
 
 
@@ -54,17 +53,6 @@ class StageOutcome:
     @classmethod
     def skipped(cls, message: str, **summary: Any) -> StageOutcome:
         return cls(Status.SKIPPED, message, summary)
-
-
-@dataclass(frozen=True)
-class Adapters:
-    """The backends a run works with (ARCHITECTURE.md 1)."""
-
-    state: StateDir
-    store: Store
-    executor: Executor
-    runtime: Runtime
-    blobs: BlobStore
 
 
 @dataclass

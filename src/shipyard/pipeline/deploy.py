@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shipyard.adapters import Adapters
 from shipyard.artifacts.repository import materialize
 from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
@@ -20,7 +21,6 @@ from shipyard.domain import Role
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
 from shipyard.paths import private_dir, private_file, project_file
-from shipyard.pipeline.context import Adapters
 from shipyard.runtime.interface import SERVING_REQUIREMENTS, Backend, ServerSpec
 from shipyard.runtime.routes import Shadow
 from shipyard.store.models import Deployment

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from shipyard.adapters import Adapters
 from shipyard.config.loader import parse_config
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import Cancelled, ConfigError, ShipyardError
 from shipyard.git import repository_root, resolve_commit, show_file
 from shipyard.pipeline import deploy
-from shipyard.pipeline.context import Adapters, NullReporter, Reporter, RunContext, StageOutcome
+from shipyard.pipeline.context import NullReporter, Reporter, RunContext, StageOutcome
 from shipyard.pipeline.stages import STAGE_FUNCTIONS, production
 from shipyard.processes import pid_alive
 from shipyard.store.models import Run

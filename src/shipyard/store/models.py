@@ -23,6 +23,13 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     repository: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by `shipyard project add`: a server keeps a mirror of ``remote`` and starts runs for
+    # pushes to ``branches`` (globs), by webhook (``webhook_secret``, encrypted) or by polling.
+    registered: Mapped[bool] = mapped_column(default=False)
+    remote: Mapped[str | None] = mapped_column(Text)
+    branches: Mapped[list[Any] | None]
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    poll_interval: Mapped[float | None]
 
 
 class Run(Base):
@@ -42,6 +49,9 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The stage a re-queued run starts from (after an approval, a deploy turn or a restart).
+    resume_from: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(200))  # the lease owner driving it
     project: Mapped[Project] = relationship()
     stages: Mapped[list[StageRun]] = relationship(
         back_populates="run", order_by="StageRun.position"
@@ -223,3 +233,93 @@ class Event(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Lease(Base):
+    """A named lease (``run:iris#3``, ``deploy:iris``, ``rollout:7``): held while renewed.
+
+    The holder renews it before ``expires_at``; once it has expired anyone may take it, so a
+    dead holder's work is picked up by another (ARCHITECTURE.md 8).
+    """
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    renewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class OwnedProcess(Base):
+    """A process Shipyard started (a stage command, a model server, a gateway) and its owner."""
+
+    __tablename__ = "processes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    # The process's start time on its host, so a reused pid is never taken for it.
+    start_token: Mapped[str | None] = mapped_column(String(64))
+    project: Mapped[str | None] = mapped_column(String(64))
+    environment: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[str | None] = mapped_column(String(128))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]
+
+
+class Token(Base):
+    """An API token: only the sha256 of its secret is kept."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # a shipyard.domain.TokenRole
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """A webhook delivery already acted on: a repeated delivery id queues nothing new."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("provider", "delivery"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    delivery: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    run_number: Mapped[int | None] = mapped_column(Integer)
+
+
+class Approval(Base):
+    """A person's decision at a gate (``release``, ``canary``) of a run."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("run_id", "gate"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    gate: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # waiting, approved, rejected, expired
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    actor: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationTarget(Base):
+    """An outgoing webhook: where to post which events (all projects when ``project`` is None)."""
+
+    __tablename__ = "notification_targets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    project: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ import getpass
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,29 @@ from shipyard.store.models import (
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+_ACTOR: ContextVar[str | None] = ContextVar("shipyard_actor", default=None)
+
+
 def current_actor() -> str:
-    """Who is acting: ``$SHIPYARD_ACTOR`` when set (CI, webhooks), else the OS user."""
+    """Who is acting: the API token's name within ``acting_as``, else ``$SHIPYARD_ACTOR``
+    (CI, webhooks), else the OS user."""
+    acting = _ACTOR.get()
+    if acting:
+        return acting
     try:
         return os.environ.get("SHIPYARD_ACTOR") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Every event recorded inside (in this thread or task) names ``actor``."""
+    token = _ACTOR.set(actor)
+    try:
+        yield
+    finally:
+        _ACTOR.reset(token)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,1 @@
+"""`shipyard server`: the HTTP API, webhooks, workers and controllers in one process."""

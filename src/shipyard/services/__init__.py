@@ -1,0 +1,25 @@
+"""The service layer (ARCHITECTURE.md 1): every domain rule, behind typed read models.
+
+The CLI, the HTTP API and the server's workers are faces over these; none holds a rule of its
+own. Each service checks its rules once, writes its audit event in the same transaction (the
+actor comes from ``store.acting_as``), and returns read models (``views.py``), never ORM rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from shipyard.adapters import Adapters
+from shipyard.services.runs import Runs
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    adapters: Adapters
+
+    @cached_property
+    def runs(self) -> Runs:
+        return Runs(self.adapters)

@@ -1,0 +1,72 @@
+"""Read models: what services return and the API sends (pydantic, so they are the OpenAPI
+schemas too). Built from ORM rows here and nowhere else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shipyard.domain import Status
+from shipyard.store.models import Run, StageRun
+
+__all__ = ["RunView", "StageView"]
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class StageView(View):
+    name: str
+    status: Status
+    message: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    summary: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: StageRun) -> StageView:
+        return cls(
+            name=row.name,
+            status=Status(row.status),
+            message=row.message,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            summary=row.summary or {},
+        )
+
+
+class RunView(View):
+    project: str
+    number: int
+    sha: str
+    ref: str | None
+    status: Status
+    message: str | None
+    trigger: str
+    actor: str
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    stages: list[StageView]
+
+    @classmethod
+    def of(cls, row: Run) -> RunView:
+        return cls(
+            project=row.project.name,
+            number=row.number,
+            sha=row.sha,
+            ref=row.ref,
+            status=Status(row.status),
+            message=row.message,
+            trigger=row.trigger,
+            actor=row.actor,
+            worker=row.worker,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            stages=[StageView.of(stage) for stage in row.stages],
+        )
