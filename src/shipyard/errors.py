@@ -15,6 +15,9 @@ these at the adapter that meets them.
     │   └── StageTimeout       a stage ran past its timeout
     ├── Cancelled              the run was cancelled by a user
     ├── RuntimeFailure         a deployment could not be started or reached
+    ├── Unauthorized           no API token, or one that is unknown or revoked
+    ├── Forbidden              the token's role may not do this
+    ├── TooLarge               a request body past its limit
     │
     │   defined beside the adapter that raises them:
     ├── BlobError              a blob is missing or its bytes do not match (artifacts/interface.py)
@@ -84,3 +87,15 @@ class Cancelled(ShipyardError):
 
 class RuntimeFailure(ShipyardError):
     status_code = 503
+
+
+class Unauthorized(ShipyardError):
+    status_code = 401
+
+
+class Forbidden(ShipyardError):
+    status_code = 403
+
+
+class TooLarge(ShipyardError):
+    status_code = 413

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from shipyard.errors import ShipyardError
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -17,4 +19,12 @@ def create_app(services: Services) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     app.state.services = services
+    app.add_exception_handler(ShipyardError, _error)  # type: ignore[arg-type]
     return app
+
+
+async def _error(request: Request, exc: ShipyardError) -> JSONResponse:
+    """Shipyard's errors as JSON: the status they carry, the message and the next step."""
+    body = {"error": exc.message, "hint": exc.hint}
+    headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from shipyard.adapters import Adapters
 from shipyard.services.runs import Runs
+from shipyard.services.tokens import Tokens
 
 __all__ = ["Services"]
 
@@ -23,3 +24,7 @@ class Services:
     @cached_property
     def runs(self) -> Runs:
         return Runs(self.adapters)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.adapters)

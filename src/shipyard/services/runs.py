@@ -24,8 +24,13 @@ class Runs:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
 
-    def queue(self, path: Path, ref: str = "HEAD", *, trigger: str = "cli") -> RunView:
-        """Pin ``ref`` of the repository at ``path`` to its sha, check its config, queue a run."""
+    def queue(
+        self, path: Path, ref: str = "HEAD", *, trigger: str = "cli", branch: str | None = None
+    ) -> RunView:
+        """Pin ``ref`` of the repository at ``path`` to its sha, check its config, queue a run.
+
+        ``branch`` names the pushed branch when ``ref`` is a bare sha (webhooks, polling).
+        """
         repository = repository_root(path)
         sha = resolve_commit(repository, ref)
         text = show_file(repository, sha, CONFIG_FILE)
@@ -37,7 +42,7 @@ class Runs:
         config = parse_config(text, f"{CONFIG_FILE} at {sha[:12]}")
         store = self.adapters.store
         store.ensure_project(config.name, str(repository))
-        run = store.create_run(config.name, sha, ref, trigger=trigger)
+        run = store.create_run(config.name, sha, branch or ref, trigger=trigger)
         return RunView.of(run)
 
     def get(self, project: str, number: int | None = None) -> RunView:

@@ -1,0 +1,106 @@
+"""API tokens: created with a role, shown once, kept only as a sha256 digest.
+
+A token is ``shy_`` plus 32 random bytes in URL-safe base64: long enough that a digest without
+a salt is safe to store, and recognisable in a leaked log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+
+from shipyard.adapters import Adapters
+from shipyard.domain import TokenRole
+from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.services.views import View
+from shipyard.store.models import Token, utcnow
+
+__all__ = ["TokenView", "Tokens"]
+
+PREFIX = "shy_"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+class TokenView(View):
+    name: str
+    role: TokenRole
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Token) -> TokenView:
+        return cls(
+            name=row.name,
+            role=TokenRole(row.role),
+            created_by=row.created_by,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Tokens:
+    def __init__(self, adapters: Adapters) -> None:
+        self.store = adapters.store
+
+    def create(self, name: str, role: TokenRole) -> tuple[TokenView, str]:
+        """A new token; its secret is returned here and never again."""
+        if not NAME.match(name):
+            raise InvalidInput(
+                f"Token name {name!r} is not valid.",
+                hint="Use up to 64 letters, digits, '.', '_', '@' or '-'.",
+            )
+        secret = PREFIX + secrets.token_urlsafe(32)
+        with self.store.session() as s:
+            if s.scalar(select(Token).where(Token.name == name)) is not None:
+                raise Conflict(
+                    f"There is already a token named {name!r}.",
+                    hint="Revoke it first (`shipyard token revoke NAME`) or choose another name.",
+                )
+            row = Token(name=name, role=role.value, digest=digest(secret), created_by=_actor())
+            s.add(row)
+            self.store.record(s, "token.created", name, role=role.value)
+            s.flush()
+            return TokenView.of(row), secret
+
+    def list(self) -> list[TokenView]:
+        with self.store.session() as s:
+            return [TokenView.of(row) for row in s.scalars(select(Token).order_by(Token.name))]
+
+    def revoke(self, name: str) -> TokenView:
+        with self.store.session() as s:
+            row = s.scalar(select(Token).where(Token.name == name))
+            if row is None:
+                raise NotFound(f"There is no token {name!r}.", hint="`shipyard token list`.")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                self.store.record(s, "token.revoked", name)
+            return TokenView.of(row)
+
+    def authenticate(self, secret: str) -> TokenView | None:
+        """The live token whose secret this is; None for an unknown or revoked one."""
+        wanted = digest(secret)
+        with self.store.session() as s:
+            row = s.scalar(select(Token).where(Token.digest == wanted))
+            # The lookup is by digest; compare again in constant time all the same.
+            if row is None or not hmac.compare_digest(row.digest, wanted) or row.revoked_at:
+                return None
+            row.last_used_at = utcnow()
+            return TokenView.of(row)
+
+
+def _actor() -> str:
+    from shipyard.store import current_actor
+
+    return current_actor()
