@@ -50,6 +50,8 @@ class RolloutHooks:
     say: Callable[[str], None]
     wait: Callable[[float], None]  # sleeps, raising Cancelled when the run is cancelled
     stop_requested: Callable[[], bool]
+    # Seconds on the clock ``wait`` sleeps by: a test's fake clock makes steps take no time.
+    clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def plain(cls, say: Callable[[str], None]) -> RolloutHooks:
@@ -236,16 +238,17 @@ class CanaryRollout:
 
     def _tick(self, interval: float) -> float:
         """Wait one judging interval, answering commands meanwhile; returns running seconds."""
-        start = time.monotonic()
+        clock = self.hooks.clock
+        start = clock()
         paused = 0.0
-        while time.monotonic() - start < interval:
-            self.hooks.wait(min(COMMAND_POLL_SECONDS, interval - (time.monotonic() - start)))
+        while clock() - start < interval:
+            self.hooks.wait(min(COMMAND_POLL_SECONDS, interval - (clock() - start)))
             status = self._refresh().status
             if status in (records.ABORTING, records.PROMOTING):
                 break
             if status == records.PAUSED:
                 paused += COMMAND_POLL_SECONDS
-        return max(0.0, time.monotonic() - start - paused)
+        return max(0.0, clock() - start - paused)
 
     # --- moves ---------------------------------------------------------------------------------
 
