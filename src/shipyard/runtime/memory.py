@@ -54,6 +54,7 @@ class MemoryRuntime(Runtime):
         self.servers: dict[int, MemoryServer] = {}
         self.gateways: dict[Path, MemoryGateway] = {}
         self.failing: set[str] = set()  # versions whose servers never become ready
+        self.taken_ports: set[int] = set()  # ports another program listens on
         self._handles = itertools.count(1001)
         self._lock = threading.Lock()
 
@@ -106,6 +107,11 @@ class MemoryRuntime(Runtime):
 
     def ensure_gateway(self, environment_dir: Path, port: int) -> str:
         gateway = self._gateway(environment_dir)
+        if port in self.taken_ports and not (gateway.running and gateway.port == port):
+            raise RuntimeFailure(
+                f"port {port} is in use by another program",
+                hint=f"stop it or set environments.{environment_dir.name}.port in shipyard.yaml",
+            )
         gateway.port, gateway.running = port, True
         return f"http://127.0.0.1:{port}"
 
