@@ -133,7 +133,13 @@ def release(
     (code / "iris_model.py").write_text("class Model: ...\n")
     (model / "model.txt").write_text(f"version {version}\n")
     info = {"name": PROJECT, "version": version}
-    packed = pack(src / "out", model_dir=model, code_dir=code, lock_file=code / "requirements.txt", build_info=info)
+    packed = pack(
+        src / "out",
+        model_dir=model,
+        code_dir=code,
+        lock_file=code / "requirements.txt",
+        build_info=info,
+    )
     world.store.ensure_project(PROJECT, str(src))
     publish(world.store, world.blobs, packed, info, run_id=None)
     return load_config(code / "shipyard.yaml")

@@ -26,7 +26,9 @@ def served(world: World) -> dict[str, int]:
 
 def live(world: World, version: str) -> tuple[str, str | None]:
     config = release(world, version)
-    return deploy.go_live(world.adapters, config, ENV, version, f"live-{version}", world.said.append)
+    return deploy.go_live(
+        world.adapters, config, ENV, version, f"live-{version}", world.said.append
+    )
 
 
 def test_go_live_keeps_the_previous_stable_ready_as_the_one_standby(world: World) -> None:
@@ -77,7 +79,10 @@ def test_roll_back_is_refused_while_a_rollout_is_going(world: World) -> None:
     with pytest.raises(Conflict, match="is still going in iris/production") as refused:
         deploy.roll_back(world.adapters, PROJECT, ENV)
 
-    assert refused.value.hint == "`shipyard rollout abort` moves all traffic back to its stable version."
+    assert (
+        refused.value.hint
+        == "`shipyard rollout abort` moves all traffic back to its stable version."
+    )
     assert roles(world)["2"] == Role.STABLE
 
 

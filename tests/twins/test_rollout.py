@@ -46,7 +46,9 @@ def command(world: World, rollout: Rollout, status: RolloutStatus, after: float)
     """What `shipyard rollout <command>` does, ``after`` seconds into the walk."""
 
     def change() -> None:
-        records.update_rollout(world.store, rollout.id, status.value, lambda r: setattr(r, "status", status))
+        records.update_rollout(
+            world.store, rollout.id, status.value, lambda r: setattr(r, "status", status)
+        )
 
     world.clock.at(after, change)
 
@@ -85,10 +87,14 @@ def test_a_failing_verdict_rolls_back_at_once_whatever_the_step(world: World) ->
     done = controller.run(finish=True)
 
     assert done.status == RolloutStatus.ROLLED_BACK and done.weight == 0
-    assert world.clock.now - started == pytest.approx(10.0)  # the first judgement, not the step's end
+    assert world.clock.now - started == pytest.approx(
+        10.0
+    )  # the first judgement, not the step's end
     assert weights(world)[-1] == {"1": 100, "2": 0}
     assert world.runtime.live("2") == []
-    assert {d.version: d.role for d in deploy.running(world.adapters, PROJECT, ENV)} == {"1": Role.STABLE}
+    assert {d.version: d.role for d in deploy.running(world.adapters, PROJECT, ENV)} == {
+        "1": Role.STABLE
+    }
     event = world.store.events(f"{PROJECT}/{ENV}/2")[0]
     assert event.action == "rollout.rolled-back"
     assert event.detail["reason"] == "step 1 (20%): the judge failed it"

@@ -47,11 +47,17 @@ def load_deployed_config(
 
 class Reconciler:
     def __init__(
-        self, adapters: Adapters, say: Say, *, now: Callable[[], datetime] = utcnow
+        self,
+        adapters: Adapters,
+        say: Say,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        hooks: Callable[[Say], RolloutHooks] = RolloutHooks.plain,
     ) -> None:
         self.adapters = adapters
         self.say = say
-        self.now = now  # when standbys expire: a test's clock jumps past the rollback window
+        # Time, for tests to take in hand: when standbys expire, how drivers wait between polls.
+        self.now, self.hooks = now, hooks
         self.drivers: dict[int, threading.Thread] = {}
 
     # --- one pass ------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class Reconciler:
     def drive(self, rollout: Rollout, *, roll_back_on_error: bool = False) -> Rollout:
         """Drive ``rollout`` from its stored step to a verdict, going live when it passes."""
         prefix = f"rollout {rollout.id} ({rollout.project}/{rollout.environment})"
-        hooks = RolloutHooks.plain(lambda text: self.say(f"{prefix}: {text}"))
+        hooks = self.hooks(lambda text: self.say(f"{prefix}: {text}"))
         return self.controller(rollout, hooks).run(
             finish=True, roll_back_on_error=roll_back_on_error
         )
