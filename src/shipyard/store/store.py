@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 from shipyard.domain import STAGES, Status
 from shipyard.errors import Conflict, NotFound
+from shipyard.store.catalog import CatalogRows
 from shipyard.store.models import (
     Artifact,
     ArtifactRef,
@@ -141,6 +142,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    # Rows of one concept each, in their own modules: the store stays the one place of SQL.
+
+    @cached_property
+    def catalog(self) -> CatalogRows:
+        return CatalogRows(self)
+
     @cached_property
     def rollouts(self) -> RolloutRows:
         return RolloutRows(self)
@@ -157,6 +164,13 @@ class Store:
         session.add(
             Event(actor=actor or current_actor(), action=action, subject=subject, detail=detail)
         )
+
+    def record_event(
+        self, action: str, subject: str, actor: str | None = None, **detail: Any
+    ) -> None:
+        """An audit event that goes with no change of state (an override, a key rotation)."""
+        with self.session() as s:
+            self.record(s, action, subject, actor, **detail)
 
     # -- projects and runs ---------------------------------------------------------------------
 
