@@ -28,6 +28,7 @@ from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
 from shipyard.config.schema import CanaryConfig, ProjectConfig
 from shipyard.coordination import HeldLease, new_owner
+from shipyard.domain import RolloutStatus
 from shipyard.errors import Conflict, NotFound, ShipyardError
 from shipyard.paths import project_file
 from shipyard.pipeline import deploy
@@ -293,7 +294,7 @@ class CanaryRollout:
             records.driver_lease(self.rollout.id), new_owner("rollout-driver")
         )
 
-    def roll_back(self, reason: str, final: str = records.ROLLED_BACK) -> Rollout:
+    def roll_back(self, reason: str, final: RolloutStatus = RolloutStatus.ROLLED_BACK) -> Rollout:
         """All traffic to stable in one route change, then the canary stops."""
         stable, canary = self._deployments()
         deploy.route(
@@ -308,7 +309,7 @@ class CanaryRollout:
         self.hooks.say(f"{final}: {reason}; all traffic is on {stable.version}")
         return self.rollout
 
-    def _end(self, final: str, reason: str) -> None:
+    def _end(self, final: RolloutStatus, reason: str) -> None:
         def finish(row: Rollout) -> None:
             row.status, row.weight = final, 0
 
