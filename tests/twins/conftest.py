@@ -120,6 +120,12 @@ def world(tmp_path: Path) -> Iterator[World]:
     store.close()
 
 
+@pytest.fixture
+def adapters(world: World) -> Adapters:
+    """The twins' adapters alone, for tests that need nothing else."""
+    return world.adapters
+
+
 def release(
     world: World, version: str, *, second_pause: str = "30s", port: int = PORT
 ) -> ProjectConfig:

@@ -1,10 +1,11 @@
 """The runtime seam: how deployments run.
 
 ``local.py`` supervises model-server processes on this machine behind a gateway per
-environment; a Ray Serve runtime comes later. The model server (the ``serving`` package, run
-as a script folder) runs inside the artifact's own Python environment, so it imports nothing
-from Shipyard: only the standard library and :data:`SERVING_REQUIREMENTS`, which the pipeline
-installs into every artifact environment.
+environment; a Ray Serve runtime comes later; ``memory.py`` is the in-memory twin for fast
+tests. The model server (the ``serving`` package, run as a script folder) runs inside the
+artifact's own Python environment, so it imports nothing from Shipyard: only the standard
+library and :data:`SERVING_REQUIREMENTS`, which the pipeline installs into every artifact
+environment.
 
 The gateway is configured through a routes file (desired state, written atomically) that it
 re-reads; every change bumps ``generation`` and the runtime waits until the gateway reports it,
