@@ -30,6 +30,23 @@ class Role(StrEnum):
     RETIRED = "retired"  # stopped
 
 
+class RolloutStatus(StrEnum):
+    """Where a canary rollout is (the state machine is drawn in canary/records.py)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"  # held by `shipyard rollout pause`: weights stay, the judge keeps watching
+    WAITING = "waiting"  # at a `pause: manual` step, until `shipyard rollout promote`
+    PROMOTING = "promoting"  # promote asked for; the controller ends the step
+    ABORTING = "aborting"  # abort asked for; the controller rolls back
+    PASSED = "passed"
+    ROLLED_BACK = "rolled-back"
+    ABORTED = "aborted"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RolloutStatus.PASSED, RolloutStatus.ROLLED_BACK, RolloutStatus.ABORTED)
+
+
 class TokenRole(StrEnum):
     """What an API token may do; each role may do everything the roles before it may."""
 

@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from shipyard.artifacts.catalog import RUNNING_STATES, Catalog
+from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.deployed import differences, read_marker
 from shipyard.artifacts.interface import BlobError, BlobStore, StoredBlob
 from shipyard.artifacts.local import LocalBlobStore
 from shipyard.artifacts.repository import verify_signature
 from shipyard.artifacts.signing import KeyFile
-from shipyard.store.models import Artifact, ArtifactRef, Deployment
+from shipyard.store.models import Artifact
 
 if TYPE_CHECKING:
     from shipyard.store.store import Store
@@ -119,25 +117,14 @@ def _check_artifact(
 
 
 def _check_references(store: Store, report: FsckReport) -> None:
-    with store.session() as s:
-        refs = s.execute(
-            select(ArtifactRef.repository, Artifact.name, Artifact.version)
-            .join(Artifact, ArtifactRef.artifact_id == Artifact.id)
-            .where(Artifact.deleted_at.is_not(None))
+    for repository, name, version in store.catalog.dangling_refs():
+        report.problems.append(
+            Problem("dangling", f"{repository}/{name}:{version}", "the artifact was deleted")
         )
-        for repository, name, version in refs:
-            report.problems.append(
-                Problem("dangling", f"{repository}/{name}:{version}", "the artifact was deleted")
-            )
-        deployments = s.execute(
-            select(Deployment.environment, Artifact.name, Artifact.version)
-            .join(Artifact, Deployment.artifact_id == Artifact.id)
-            .where(Artifact.deleted_at.is_not(None), Deployment.state.in_(RUNNING_STATES))
+    for environment, name, version in store.catalog.dangling_deployments():
+        report.problems.append(
+            Problem("dangling", f"{environment}/{name}:{version}", "deployed, but deleted")
         )
-        for environment, name, version in deployments:
-            report.problems.append(
-                Problem("dangling", f"{environment}/{name}:{version}", "deployed, but deleted")
-            )
 
 
 def _check_tree(tree: Path, report: FsckReport) -> None:

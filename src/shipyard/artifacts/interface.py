@@ -1,6 +1,7 @@
 """The blob store seam: bytes addressed by their sha256.
 
-``local.py`` keeps blobs in a directory; an S3 backend comes later. Writes are atomic (a
+``local.py`` keeps blobs in a directory; an S3 backend comes later; ``memory.py`` is the
+in-memory twin for fast tests. Writes are atomic (a
 temporary file, fsync, rename), identical bytes are stored once, and reads that feed a
 deployment check the digest.
 

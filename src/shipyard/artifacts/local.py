@@ -14,48 +14,16 @@ sees it fresh and puts it back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
+from shipyard.artifacts.digests import CHUNK, DIGEST, copy_hashing, digest_of, hex_of
 from shipyard.artifacts.interface import Blob, BlobError, BlobStore, Readable, StoredBlob
-from shipyard.errors import InvalidInput
 
-CHUNK = 1 << 20  # 1 MiB: large enough to run near disk speed, small enough to stay flat in memory
-_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-
-
-def hex_of(digest: str) -> str:
-    """The 64 hex characters of a ``sha256:<hex>`` digest; InvalidInput for anything else."""
-    match = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None
-    if match is None:
-        raise InvalidInput(
-            f'{digest!r} is not a blob digest: expected "sha256:" and 64 lowercase hex characters.'
-        )
-    return match.group(1)
-
-
-def copy_hashing(source: Readable, target: BinaryIO | None) -> Blob:
-    """Stream ``source`` into ``target`` (or nowhere) in chunks, hashing on the way."""
-    hasher = hashlib.sha256()
-    size = 0
-    while chunk := source.read(CHUNK):
-        hasher.update(chunk)
-        size += len(chunk)
-        if target is not None:
-            target.write(chunk)
-    return Blob(digest=f"sha256:{hasher.hexdigest()}", size=size)
-
-
-def digest_of(path: Path) -> Blob:
-    """The digest and size of a file, read in chunks."""
-    with open(path, "rb") as source:
-        return copy_hashing(source, None)
+__all__ = ["CHUNK", "LocalBlobStore", "copy_hashing", "digest_of", "fsync_dir", "hex_of"]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -160,7 +128,7 @@ class LocalBlobStore(BlobStore):
 
     def blobs(self) -> Iterator[StoredBlob]:
         for path in sorted((self.root / "sha256").glob("??/*")):
-            if _DIGEST.fullmatch(f"sha256:{path.name}") is None or not path.is_file():
+            if DIGEST.fullmatch(f"sha256:{path.name}") is None or not path.is_file():
                 continue  # not ours: fsck reports only what it can name
             with contextlib.suppress(FileNotFoundError):
                 info = path.stat()

@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from shipyard.coordination import Leases
-from shipyard.errors import NotFound
+from shipyard.domain import RolloutStatus
 from shipyard.store import Store
 from shipyard.store.models import Rollout
+from shipyard.store.rollouts import ACTIVE
 
 __all__ = [
     "ABORTED",
@@ -36,6 +35,7 @@ __all__ = [
     "ROLLED_BACK",
     "RUNNING",
     "WAITING",
+    "RolloutStatus",
     "active_rollouts",
     "driver_lease",
     "find_rollout",
@@ -43,44 +43,27 @@ __all__ = [
     "update_rollout",
 ]
 
-RUNNING = "running"
-PAUSED = "paused"  # held by `shipyard rollout pause`: weights stay, the judge keeps watching
-WAITING = "waiting"  # at a `pause: manual` step, until `shipyard rollout promote`
-PROMOTING = "promoting"  # promote asked for; the controller ends the step
-ABORTING = "aborting"  # abort asked for; the controller rolls back
-PASSED = "passed"
-ROLLED_BACK = "rolled-back"
-ABORTED = "aborted"
-ACTIVE = (RUNNING, PAUSED, WAITING, PROMOTING, ABORTING)
-FINISHED = (PASSED, ROLLED_BACK, ABORTED)
+# Short names for the statuses, as the controller and the commands have always written them.
+RUNNING = RolloutStatus.RUNNING
+PAUSED = RolloutStatus.PAUSED
+WAITING = RolloutStatus.WAITING
+PROMOTING = RolloutStatus.PROMOTING
+ABORTING = RolloutStatus.ABORTING
+PASSED = RolloutStatus.PASSED
+ROLLED_BACK = RolloutStatus.ROLLED_BACK
+ABORTED = RolloutStatus.ABORTED
+FINISHED = tuple(status for status in RolloutStatus if status.finished)
 
 
 def find_rollout(
     store: Store, project: str, environment: str, rollout_id: int | None = None
 ) -> Rollout:
     """One rollout by id, or the newest of the environment."""
-    with store.session() as s:
-        query = select(Rollout).where(
-            Rollout.project == project, Rollout.environment == environment
-        )
-        if rollout_id is not None:
-            query = query.where(Rollout.id == rollout_id)
-        rollout = s.scalars(query.order_by(Rollout.id.desc()).limit(1)).first()
-    if rollout is None:
-        what = f"rollout {rollout_id}" if rollout_id is not None else "rollout"
-        raise NotFound(
-            f"There is no {what} in {project}/{environment}.",
-            hint="A rollout starts in the canary stage of `shipyard run`.",
-        )
-    return rollout
+    return store.rollouts.find(project, environment, rollout_id)
 
 
 def active_rollouts(store: Store, project: str | None = None) -> Sequence[Rollout]:
-    with store.session() as s:
-        query = select(Rollout).where(Rollout.status.in_(ACTIVE)).order_by(Rollout.id)
-        if project is not None:
-            query = query.where(Rollout.project == project)
-        return s.scalars(query).all()
+    return store.rollouts.active(project)
 
 
 def update_rollout(
@@ -91,16 +74,7 @@ def update_rollout(
     **detail: Any,
 ) -> Rollout:
     """Apply ``change`` to the stored row in one transaction and log ``rollout.<action>``."""
-    with store.session() as s:
-        row = s.get(Rollout, rollout_id)
-        if row is None:
-            raise NotFound(f"There is no rollout {rollout_id}.")
-        change(row)
-        subject = f"{row.project}/{row.environment}/{row.canary_version}"
-        facts = {"status": row.status, "step": row.step_index, "weight": row.weight}
-        store.record(s, f"rollout.{action}", subject, **{**facts, **detail})
-        s.flush()
-        return row
+    return store.rollouts.update(rollout_id, action, change, **detail)
 
 
 def driver_lease(rollout_id: int) -> str:

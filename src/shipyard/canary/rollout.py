@@ -28,6 +28,7 @@ from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
 from shipyard.config.schema import CanaryConfig, ProjectConfig
 from shipyard.coordination import HeldLease, new_owner
+from shipyard.domain import RolloutStatus
 from shipyard.errors import Conflict, NotFound, ShipyardError
 from shipyard.paths import project_file
 from shipyard.pipeline import deploy
@@ -50,6 +51,8 @@ class RolloutHooks:
     say: Callable[[str], None]
     wait: Callable[[float], None]  # sleeps, raising Cancelled when the run is cancelled
     stop_requested: Callable[[], bool]
+    # Seconds on the clock ``wait`` sleeps by: a test's fake clock makes steps take no time.
+    clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def plain(cls, say: Callable[[str], None]) -> RolloutHooks:
@@ -236,16 +239,17 @@ class CanaryRollout:
 
     def _tick(self, interval: float) -> float:
         """Wait one judging interval, answering commands meanwhile; returns running seconds."""
-        start = time.monotonic()
+        clock = self.hooks.clock
+        start = clock()
         paused = 0.0
-        while time.monotonic() - start < interval:
-            self.hooks.wait(min(COMMAND_POLL_SECONDS, interval - (time.monotonic() - start)))
+        while clock() - start < interval:
+            self.hooks.wait(min(COMMAND_POLL_SECONDS, interval - (clock() - start)))
             status = self._refresh().status
             if status in (records.ABORTING, records.PROMOTING):
                 break
             if status == records.PAUSED:
                 paused += COMMAND_POLL_SECONDS
-        return max(0.0, time.monotonic() - start - paused)
+        return max(0.0, clock() - start - paused)
 
     # --- moves ---------------------------------------------------------------------------------
 
@@ -290,7 +294,7 @@ class CanaryRollout:
             records.driver_lease(self.rollout.id), new_owner("rollout-driver")
         )
 
-    def roll_back(self, reason: str, final: str = records.ROLLED_BACK) -> Rollout:
+    def roll_back(self, reason: str, final: RolloutStatus = RolloutStatus.ROLLED_BACK) -> Rollout:
         """All traffic to stable in one route change, then the canary stops."""
         stable, canary = self._deployments()
         deploy.route(
@@ -305,7 +309,7 @@ class CanaryRollout:
         self.hooks.say(f"{final}: {reason}; all traffic is on {stable.version}")
         return self.rollout
 
-    def _end(self, final: str, reason: str) -> None:
+    def _end(self, final: RolloutStatus, reason: str) -> None:
         def finish(row: Rollout) -> None:
             row.status, row.weight = final, 0
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from shipyard.adapters import Adapters
 from shipyard.canary import records
@@ -29,9 +29,7 @@ from shipyard.config.schema import ProjectConfig
 from shipyard.domain import Role
 from shipyard.errors import ShipyardError
 from shipyard.pipeline import deploy
-from shipyard.runtime.interface import Backend
-from shipyard.runtime.local import get_json
-from shipyard.runtime.routes import Shadow
+from shipyard.runtime.interface import Backend, Routes, Shadow
 from shipyard.store.models import Deployment, Rollout, utcnow
 
 __all__ = ["Reconciler", "load_deployed_config"]
@@ -48,9 +46,18 @@ def load_deployed_config(
 
 
 class Reconciler:
-    def __init__(self, adapters: Adapters, say: Say) -> None:
+    def __init__(
+        self,
+        adapters: Adapters,
+        say: Say,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        hooks: Callable[[Say], RolloutHooks] = RolloutHooks.plain,
+    ) -> None:
         self.adapters = adapters
         self.say = say
+        # Time, for tests to take in hand: when standbys expire, how drivers wait between polls.
+        self.now, self.hooks = now, hooks
         self.drivers: dict[int, threading.Thread] = {}
 
     # --- one pass ------------------------------------------------------------------------------
@@ -97,13 +104,13 @@ class Reconciler:
         if port is None:
             return
         env_dir = self.adapters.state.environment_dir(project, environment)
-        url = self.adapters.runtime.ensure_gateway(env_dir, port)
-        served = get_json(f"{url}/_shipyard/health") or {}
+        self.adapters.runtime.ensure_gateway(env_dir, port)
+        served = self.adapters.runtime.routes(env_dir) or Routes(window="reconciled")
         endpoints = {row.version: row.endpoint or "" for row in rows}
         backends, shadow = self._desired(project, environment, rows, served, endpoints)
-        if _same(served, backends, shadow) or sum(b.weight for b in backends) != 100:
+        if served.serves(backends, shadow) or sum(b.weight for b in backends) != 100:
             return
-        window = str(served.get("window", "reconciled"))
+        window = served.window or "reconciled"
         self.say(f"{project}/{environment}: gateway routes set to the stored state")
         self.adapters.runtime.set_routes(
             env_dir,
@@ -119,37 +126,26 @@ class Reconciler:
         project: str,
         environment: str,
         rows: list[Deployment],
-        served: dict[str, Any],
+        served: Routes,
         endpoints: dict[str, str],
     ) -> tuple[list[Backend], Shadow | None]:
-        active = [r for r in records.active_rollouts(self.adapters.store, project)]
-        if not any(r.environment == environment for r in active):
+        if not self.adapters.store.rollouts.active(project, environment):
             return [
                 Backend(r.version, endpoints[r.version], r.weight, stable=r.role == Role.STABLE)
                 for r in rows
             ], None
         # A rollout owns the weights: only the addresses of restarted versions change.
-        backends = [
-            Backend(
-                str(b["version"]),
-                endpoints.get(str(b["version"]), str(b["url"])),
-                int(b["weight"]),
-                stable=bool(b.get("stable", False)),
-            )
-            for b in _backends(served)
-        ]
-        raw = served.get("shadow")
-        shadow = None
-        if isinstance(raw, dict):
-            version = str(raw["version"])
-            shadow = Shadow(version, endpoints.get(version, str(raw["url"])), float(raw["percent"]))
+        backends = [replace(b, url=endpoints.get(b.version, b.url)) for b in served.backends]
+        shadow = served.shadow
+        if shadow is not None:
+            shadow = replace(shadow, url=endpoints.get(shadow.version, shadow.url))
         return backends, shadow
 
     def expire_standbys(self, project: str, environment: str) -> None:
         for row in deploy.running(self.adapters, project, environment, Role.STANDBY):
             config = load_deployed_config(self.adapters, project, environment, row.version)
             window = config.canary.rollback_window if config.canary else 0.0
-            if utcnow() - row.updated_at > timedelta(seconds=window):
+            if self.now() - row.updated_at > timedelta(seconds=window):
                 self.say(
                     f"{project}/{environment}: rollback window of {row.version} is over; stopping it"
                 )
@@ -172,7 +168,7 @@ class Reconciler:
     def drive(self, rollout: Rollout, *, roll_back_on_error: bool = False) -> Rollout:
         """Drive ``rollout`` from its stored step to a verdict, going live when it passes."""
         prefix = f"rollout {rollout.id} ({rollout.project}/{rollout.environment})"
-        hooks = RolloutHooks.plain(lambda text: self.say(f"{prefix}: {text}"))
+        hooks = self.hooks(lambda text: self.say(f"{prefix}: {text}"))
         return self.controller(rollout, hooks).run(
             finish=True, roll_back_on_error=roll_back_on_error
         )
@@ -214,20 +210,3 @@ class Reconciler:
     def _environments(self) -> list[tuple[str, str]]:
         rows = self.adapters.store.deployments()
         return sorted({(row.project, row.environment) for row in rows})
-
-
-def _backends(served: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = served.get("backends")
-    return [b for b in raw if isinstance(b, dict)] if isinstance(raw, list) else []
-
-
-def _same(served: dict[str, Any], backends: list[Backend], shadow: Shadow | None) -> bool:
-    now = {(str(b["version"]), str(b["url"]), int(str(b["weight"]))) for b in _backends(served)}
-    raw = served.get("shadow")
-    now_shadow = (
-        (str(raw["version"]), str(raw["url"]), float(raw["percent"]))
-        if isinstance(raw, dict)
-        else None
-    )
-    wanted_shadow = (shadow.version, shadow.url, shadow.percent) if shadow else None
-    return now == {(b.version, b.url, b.weight) for b in backends} and now_shadow == wanted_shadow

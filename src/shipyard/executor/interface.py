@@ -3,7 +3,8 @@
 The local executor (``local.py``) runs them as subprocesses on this machine; a Ray executor
 will run them as Ray tasks. Both prepare a clean workspace at the run's exact commit, build the
 project's Python environment (cached by the hash of lock + Python version) and run commands in
-their own process group, killed with all their children on timeout or cancel.
+their own process group, killed with all their children on timeout or cancel. ``memory.py`` is
+the in-memory twin for fast tests: its commands are Python callables.
 """
 
 from __future__ import annotations

@@ -294,9 +294,7 @@ def roll_back(adapters: Adapters, project: str, name: str) -> tuple[Deployment, 
 
     The two swap roles, so rolling back again rolls forward. Returns (now stable, now standby).
     """
-    from shipyard.canary import records  # the canary package builds on this module
-
-    active = [r for r in records.active_rollouts(adapters.store, project) if r.environment == name]
+    active = adapters.store.rollouts.active(project, name)
     if active:
         raise Conflict(
             f"Rollout {active[0].id} of {active[0].canary_version} is still going in {project}/{name}.",

@@ -1,10 +1,11 @@
 """The runtime seam: how deployments run.
 
 ``local.py`` supervises model-server processes on this machine behind a gateway per
-environment; a Ray Serve runtime comes later. The model server (the ``serving`` package, run
-as a script folder) runs inside the artifact's own Python environment, so it imports nothing
-from Shipyard: only the standard library and :data:`SERVING_REQUIREMENTS`, which the pipeline
-installs into every artifact environment.
+environment; a Ray Serve runtime comes later; ``memory.py`` is the in-memory twin for fast
+tests. The model server (the ``serving`` package, run as a script folder) runs inside the
+artifact's own Python environment, so it imports nothing from Shipyard: only the standard
+library and :data:`SERVING_REQUIREMENTS`, which the pipeline installs into every artifact
+environment.
 
 The gateway is configured through a routes file (desired state, written atomically) that it
 re-reads; every change bumps ``generation`` and the runtime waits until the gateway reports it,
@@ -26,6 +27,7 @@ __all__ = [
     "SERVING_REQUIREMENTS",
     "VERSION_HEADER",
     "Backend",
+    "Routes",
     "RunningServer",
     "Runtime",
     "RuntimeFailure",
@@ -93,6 +95,24 @@ class Shadow:
     version: str
     url: str
     percent: float
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The route table an environment serves now: what its gateway reports, not what was asked."""
+
+    generation: int = 0
+    window: str = ""
+    backends: tuple[Backend, ...] = ()
+    shadow: Shadow | None = None
+
+    def serves(self, backends: Sequence[Backend], shadow: Shadow | None) -> bool:
+        """Whether these are the versions, addresses, weights and shadow being served."""
+
+        def entries(table: Sequence[Backend]) -> set[tuple[str, str, int]]:
+            return {(b.version, b.url, b.weight) for b in table}
+
+        return entries(self.backends) == entries(backends) and self.shadow == shadow
 
 
 @dataclass
@@ -165,6 +185,10 @@ class Runtime(ABC):
         version while the weights stand; a client may pin a version other than the stable one
         only by presenting ``pin_token`` (without one, such pins are refused).
         """
+
+    @abstractmethod
+    def routes(self, environment_dir: Path) -> Routes | None:
+        """The routes the environment's gateway serves now; None when no gateway answers."""
 
     @abstractmethod
     def gateway_stats(self, environment_dir: Path) -> dict[str, VersionStats]:

@@ -29,11 +29,18 @@ from typing import Any
 import httpx
 from filelock import FileLock
 
-from shipyard.errors import InvalidInput, RuntimeFailure
+from shipyard.errors import RuntimeFailure
 from shipyard.paths import private_file
 from shipyard.processes import pid_alive
-from shipyard.runtime.interface import Backend, RunningServer, Runtime, ServerSpec, VersionStats
-from shipyard.runtime.routes import RouteTable, Shadow, pin_digest
+from shipyard.runtime.interface import (
+    Backend,
+    Routes,
+    RunningServer,
+    Runtime,
+    ServerSpec,
+    VersionStats,
+)
+from shipyard.runtime.routes import RouteTable, Shadow, check_routes, pin_digest, table_of
 
 __all__ = ["MODEL_SERVER", "LocalRuntime"]
 
@@ -215,6 +222,16 @@ class LocalRuntime(Runtime):
             f"within {ROUTES_APPLY_SECONDS:.0f} s",
             hint=f"see {environment_dir / 'gateway.log'}; the saved routes apply when it restarts",
         )
+
+    def routes(self, environment_dir: Path) -> Routes | None:
+        """The gateway's own health view: the table it has loaded, not the file it may not have
+        read yet (a gateway that died or was replaced serves nothing the file says)."""
+        try:
+            url = self._gateway_url(environment_dir)
+        except RuntimeFailure:
+            return None
+        health = get_json(f"{url}/_shipyard/health")
+        return table_of(health).served if isinstance(health, dict) else None
 
     def gateway_stats(self, environment_dir: Path) -> dict[str, VersionStats]:
         url = self._gateway_url(environment_dir)
@@ -432,33 +449,3 @@ def write_atomically(path: Path, value: Any) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(value))
     os.replace(temporary, path)
-
-
-def check_routes(backends: Sequence[Backend], shadow: Shadow | None = None) -> None:
-    versions = [backend.version for backend in backends]
-    if len(set(versions)) != len(versions):
-        raise InvalidInput(f"a route table names a version twice: {versions}")
-    if shadow is not None:
-        if not 0 < shadow.percent <= 100:
-            raise InvalidInput(
-                f"shadow version {shadow.version} gets {shadow.percent}% of requests",
-                hint="give the shadow a percentage above 0 and at most 100",
-            )
-        if not shadow.url.startswith(("http://", "https://")):
-            raise InvalidInput(f"shadow version {shadow.version} has URL {shadow.url!r}")
-    for backend in backends:
-        if backend.weight < 0:
-            raise InvalidInput(
-                f"version {backend.version} has weight {backend.weight}; weights are >= 0"
-            )
-        if not backend.url.startswith(("http://", "https://")):
-            raise InvalidInput(
-                f"version {backend.version} has URL {backend.url!r}; expected http://..."
-            )
-    total = sum(backend.weight for backend in backends)
-    if backends and total != 100:
-        raise InvalidInput(
-            f"the weights add up to {total}, not 100: "
-            + ", ".join(f"{b.version}={b.weight}" for b in backends),
-            hint="give every version a percentage of traffic; together they make 100",
-        )

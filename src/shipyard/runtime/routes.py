@@ -29,14 +29,24 @@ import hmac
 import json
 import random
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.runtime.interface import Backend, Shadow
+from shipyard.errors import InvalidInput
+from shipyard.runtime.interface import Backend, Routes, Shadow
 
-__all__ = ["Choice", "RouteTable", "Shadow", "load_routes", "pin_digest", "sticky_point"]
+__all__ = [
+    "Choice",
+    "RouteTable",
+    "Shadow",
+    "check_routes",
+    "load_routes",
+    "pin_digest",
+    "sticky_point",
+    "table_of",
+]
 
 STICKY_BUCKETS = 10_000  # a key's place in [0, 100) to two decimals
 
@@ -110,6 +120,11 @@ class RouteTable:
         """Whether two versions share the traffic: only then are predictions worth counting."""
         return self.shadow is not None or sum(1 for b in self.backends if b.weight > 0) > 1
 
+    @property
+    def served(self) -> Routes:
+        """What the runtime seam reports of this table."""
+        return Routes(self.generation, self.window, self.backends, self.shadow)
+
     def urls(self) -> set[str]:
         urls = {backend.url for backend in self.backends}
         return urls | {self.shadow.url} if self.shadow else urls
@@ -178,7 +193,11 @@ def sticky_point(key: bytes) -> float:
 
 
 def load_routes(path: Path) -> RouteTable:
-    data = json.loads(path.read_text())
+    return table_of(json.loads(path.read_text()))
+
+
+def table_of(data: Mapping[str, Any]) -> RouteTable:
+    """A route table from the routes file's JSON (or the gateway's health view of it)."""
     backends = [
         Backend(
             version=str(b["version"]),
@@ -206,3 +225,33 @@ def load_routes(path: Path) -> RouteTable:
         data.get("sticky_header") or None,
         data.get("pin_token_sha256") or None,
     )
+
+
+def check_routes(backends: Sequence[Backend], shadow: Shadow | None = None) -> None:
+    versions = [backend.version for backend in backends]
+    if len(set(versions)) != len(versions):
+        raise InvalidInput(f"a route table names a version twice: {versions}")
+    if shadow is not None:
+        if not 0 < shadow.percent <= 100:
+            raise InvalidInput(
+                f"shadow version {shadow.version} gets {shadow.percent}% of requests",
+                hint="give the shadow a percentage above 0 and at most 100",
+            )
+        if not shadow.url.startswith(("http://", "https://")):
+            raise InvalidInput(f"shadow version {shadow.version} has URL {shadow.url!r}")
+    for backend in backends:
+        if backend.weight < 0:
+            raise InvalidInput(
+                f"version {backend.version} has weight {backend.weight}; weights are >= 0"
+            )
+        if not backend.url.startswith(("http://", "https://")):
+            raise InvalidInput(
+                f"version {backend.version} has URL {backend.url!r}; expected http://..."
+            )
+    total = sum(backend.weight for backend in backends)
+    if backends and total != 100:
+        raise InvalidInput(
+            f"the weights add up to {total}, not 100: "
+            + ", ".join(f"{b.version}={b.weight}" for b in backends),
+            hint="give every version a percentage of traffic; together they make 100",
+        )

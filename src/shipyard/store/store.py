@@ -6,20 +6,25 @@ log can never disagree with the state it describes.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from shipyard.domain import STAGES, Status
 from shipyard.errors import Conflict, NotFound
+from shipyard.store.catalog import CatalogRows
 from shipyard.store.models import (
     Artifact,
     ArtifactRef,
@@ -32,6 +37,7 @@ from shipyard.store.models import (
     StageRun,
     utcnow,
 )
+from shipyard.store.rollouts import RolloutRows
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -78,23 +84,34 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def in_memory(url: str) -> bool:
+    """``sqlite://`` (or ``sqlite:///:memory:``): the store's twin for fast tests."""
+    return url in ("sqlite://", "sqlite:///:memory:")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # In memory, every thread must share the one connection that holds the database.
+        pooling: dict[str, Any] = {"poolclass": StaticPool} if in_memory(url) else {}
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **pooling
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(url: str) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def migrate(url: str, connection: Connection | None = None) -> None:
+    """Bring the schema to the newest Alembic revision (over ``connection`` when given)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
@@ -103,6 +120,10 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # In memory all threads share one connection: one transaction at a time on it.
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if in_memory(url) else contextlib.nullcontext()
+        )
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,15 +133,28 @@ class Store:
                 # Two processes opening a new state directory at once must not both migrate.
                 with FileLock(f"{path}.migrate.lock"):
                     migrate(url)
+        elif in_memory(url):
+            with self.engine.begin() as connection:  # a new engine would see another database
+                migrate(url, connection)
         elif run_migrations:
             migrate(url)
 
     def close(self) -> None:
         self.engine.dispose()
 
+    # Rows of one concept each, in their own modules: the store stays the one place of SQL.
+
+    @cached_property
+    def catalog(self) -> CatalogRows:
+        return CatalogRows(self)
+
+    @cached_property
+    def rollouts(self) -> RolloutRows:
+        return RolloutRows(self)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with self._serial, self._sessions.begin() as session:
             yield session
 
     @staticmethod
@@ -130,6 +164,13 @@ class Store:
         session.add(
             Event(actor=actor or current_actor(), action=action, subject=subject, detail=detail)
         )
+
+    def record_event(
+        self, action: str, subject: str, actor: str | None = None, **detail: Any
+    ) -> None:
+        """An audit event that goes with no change of state (an override, a key rotation)."""
+        with self.session() as s:
+            self.record(s, action, subject, actor, **detail)
 
     # -- projects and runs ---------------------------------------------------------------------
 
