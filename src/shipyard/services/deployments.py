@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -88,6 +89,7 @@ class Deployments:
 
         say = say or log.info
         store = self.adapters.store
+        _check_environment(environment)
         if environment == "production" and not store.in_repository(
             RELEASE_REPOSITORY, name, version
         ):
@@ -148,6 +150,17 @@ class Deployments:
         if row.state != "ready" or row.pid is None:
             return Health.IDLE
         return Health.UP if self.adapters.runtime.is_alive(row.pid) else Health.DOWN
+
+
+def _check_environment(name: str) -> None:
+    # The name becomes a folder of the state directory: nothing but a configurable name.
+    from shipyard.config.schema import NAME_PATTERN
+
+    if len(name) > 63 or not re.match(NAME_PATTERN, name):
+        raise InvalidInput(
+            f"{name!r} is not an environment name.",
+            hint="Use the name of an environment in shipyard.yaml, e.g. staging or production.",
+        )
 
 
 def _version_of(deployments: list[DeploymentView], role: Role) -> str | None:
