@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from shipyard.services import Services
 
 console = Console()
 err = Console(stderr=True)
@@ -32,6 +35,13 @@ def adapters(state: Path | None) -> Adapters:
     from shipyard.wiring import open_adapters
 
     return open_adapters(state)
+
+
+def services(state: Path | None) -> Services:
+    """The service layer every command calls: the one way from the CLI into the core."""
+    from shipyard.services import Services
+
+    return Services(adapters(state))
 
 
 def pick_project(a: Adapters, project: str | None) -> str:
