@@ -43,7 +43,7 @@ def rollback(
 ) -> None:
     """Move all traffic back to the previous version, which was kept running (instant)."""
     found = services(state)
-    name = pick_project(found.adapters, project)
+    name = pick_project(found, project)
     started = time.monotonic()
     live = found.deployments.rollback(name, env)
     console.print(

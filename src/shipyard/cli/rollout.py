@@ -49,7 +49,7 @@ IdOption = Annotated[
 def _steer(
     found: Services, project: str | None, env: str, action: RolloutAction, rollout_id: int | None
 ) -> RolloutView:
-    return found.rollouts.steer(pick_project(found.adapters, project), env, action, rollout_id)
+    return found.rollouts.steer(pick_project(found, project), env, action, rollout_id)
 
 
 @rollout_app.callback(invoke_without_command=True)
@@ -75,7 +75,7 @@ def status(
 ) -> None:
     """Where a rollout is: its status, step, weight and the judge's last verdict."""
     found = services(state)
-    view = found.rollouts.get(pick_project(found.adapters, project), env, rollout_id)
+    view = found.rollouts.get(pick_project(found, project), env, rollout_id)
     if as_json:
         print_json(console, view.model_dump(mode="json"))
         return
