@@ -25,7 +25,8 @@ PASSING = {"build": "passed", "test": "passed", "analyze": "passed", "publish": 
 
 @pytest.fixture
 def adapters(tmp_path: Path) -> Iterator[Adapters]:
-    opened = open_adapters(tmp_path / "state", tmp_path / "cache")
+    # The environment cache is the session's (tests/conftest.py sets $SHIPYARD_CACHE).
+    opened = open_adapters(tmp_path / "state")
     try:
         yield opened
     finally:
