@@ -15,11 +15,14 @@ import pytest
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.policy import change_policy
-from shipyard.domain import Role, Status
+from shipyard.canary import records
+from shipyard.controllers.reconcile import load_deployed_config
+from shipyard.domain import Role, RolloutAction, Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.engine import Pipeline
 from shipyard.services import Services
 from shipyard.store import acting_as
+from shipyard.store.models import Rollout
 
 CONFIG = """\
 name: tiny
@@ -52,9 +55,9 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def release(repo: Path, adapters: Adapters, answer: str, port: int) -> str:
+def release(repo: Path, adapters: Adapters, answer: str, port: int, *, extra: str = "") -> str:
     """Commit a version that answers ``answer`` and run it to live; its version."""
-    (repo / "shipyard.yaml").write_text(CONFIG.format(answer=answer, port=port))
+    (repo / "shipyard.yaml").write_text(CONFIG.format(answer=answer, port=port) + extra)
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-qm", answer)
     pipeline = Pipeline(adapters)
@@ -114,3 +117,45 @@ def test_rollback_and_deploy_move_production_and_name_who_asked(
     [environment] = found.deployments.environments("tiny")
     assert (environment.stable, environment.standby) == (second, first)
     assert environment.routes is not None
+
+
+def test_aborting_a_rollout_nobody_drives_rolls_it_back_at_once(
+    production: tuple[Path, Adapters], found: Services
+) -> None:
+    """A rollout whose driver died: its canary takes all traffic, nothing drives it; abort
+    through the service moves everything back to stable here and stops the canary."""
+    repo, adapters = production
+    port = free_port()
+    # The first release goes straight to live, so its `canary:` section is not used then.
+    canary = release(repo, adapters, "1", port, extra="canary:\n  steps: [50]\n")
+    stable = release(repo, adapters, "2", port)
+    rows = {d.version: d for d in deploy.running(adapters, "tiny", "production")}
+    rows[canary].role = Role.CANARY
+    adapters.store.save_deployment(rows[canary], "canary")
+    config = load_deployed_config(adapters, "tiny", "production", stable)
+    deploy.route(adapters, config, "production", [(rows[stable], 0), (rows[canary], 100)], "t")
+    row = Rollout(
+        project="tiny",
+        environment="production",
+        stable_version=stable,
+        canary_version=canary,
+        steps=[{"weight": 50, "pause": 60.0}],
+        weight=100,
+        status=records.RUNNING,
+    )
+    rollout = adapters.store.save_rollout(row, "started")
+    assert answer_on(port) == "1"
+
+    with acting_as("the-releaser"):
+        view = found.rollouts.steer("tiny", "production", RolloutAction.ABORT)
+    assert (view.id, view.status, view.weight, view.driven) == (
+        rollout.id,
+        records.ABORTED,
+        0,
+        False,
+    )
+    assert answer_on(port) == "2"
+    assert [d.version for d in deploy.running(adapters, "tiny", "production")] == [stable]
+    events = [(e.action, e.actor) for e in adapters.store.events(f"tiny/production/{canary}")]
+    assert ("rollout.abort", "the-releaser") in events
+    assert events[0] == ("rollout.aborted", "the-releaser")
