@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput
@@ -77,11 +77,14 @@ class Audit:
 
 
 def _about_project(project: str) -> ColumnElement[bool]:
-    # startswith escapes LIKE's wildcards, so a project named `a_b` does not match `axb`.
-    prefixes = [
-        Event.subject.startswith(project + sep, autoescape=True) for sep in SUBJECT_SEPARATORS
+    """The subject is the project, or starts with it and a separator: every string that
+    starts with ``iris#`` sorts at or after ``iris#`` and before ``iris$`` (no LIKE, so no
+    wildcard in a project's name can match another's)."""
+    ranges = [
+        and_(Event.subject >= project + sep, Event.subject < project + chr(ord(sep) + 1))
+        for sep in SUBJECT_SEPARATORS
     ]
-    return or_(Event.subject == project, *prefixes)
+    return or_(Event.subject == project, *ranges)
 
 
 def _naive_utc(moment: datetime) -> datetime:
