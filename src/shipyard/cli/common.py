@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from shipyard.services import Services
 
 console = Console()
 err = Console(stderr=True)
@@ -34,7 +37,14 @@ def adapters(state: Path | None) -> Adapters:
     return open_adapters(state)
 
 
-def pick_project(a: Adapters, project: str | None) -> str:
+def services(state: Path | None) -> Services:
+    """The service layer every command calls: the one way from the CLI into the core."""
+    from shipyard.services import Services
+
+    return Services(adapters(state))
+
+
+def pick_project(found: Adapters | Services, project: str | None) -> str:
     if project:
         return project
     local = Path("shipyard.yaml")
@@ -42,7 +52,7 @@ def pick_project(a: Adapters, project: str | None) -> str:
         from shipyard.config.loader import load_config
 
         return load_config(local).name
-    names = [p.name for p in a.store.list_projects()]
+    names = _project_names(found)
     if len(names) == 1:
         return names[0]
     if not names:
@@ -53,6 +63,12 @@ def pick_project(a: Adapters, project: str | None) -> str:
     raise InvalidInput(
         f"Several projects are known ({', '.join(names)}).", hint="Choose one with --project NAME."
     )
+
+
+def _project_names(found: Adapters | Services) -> list[str]:
+    if isinstance(found, Adapters):
+        return [p.name for p in found.store.list_projects()]
+    return _project_names(found.adapters)
 
 
 def split_ref(value: str) -> tuple[str, str]:
