@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
+from shipyard.server import hooks
+from shipyard.server.api import projects
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -20,6 +22,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(ShipyardError, _error)  # type: ignore[arg-type]
+    app.include_router(projects.router)
+    app.include_router(hooks.router)
     return app
 
 
