@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from httpx import Response
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from shipyard.domain import Status
 from shipyard.server.app import create_app
@@ -67,7 +67,9 @@ def test_a_signed_github_push_queues_a_run_at_the_pushed_sha(served: Served) -> 
     assert run.actor == "github:alice"
     mirror = Path(served.services.projects.get("tiny").repository)
     assert git(mirror, "cat-file", "-t", sha) == "commit"
-    created = [e for e in served.services.adapters.store.events("tiny#1") if e.action == "run.created"]
+    created = [
+        e for e in served.services.adapters.store.events("tiny#1") if e.action == "run.created"
+    ]
     assert [(e.actor, e.detail["trigger"]) for e in created] == [("github:alice", "github")]
 
 
@@ -105,9 +107,13 @@ def test_a_bad_or_missing_signature_is_401_and_queues_nothing(served: Served) ->
     assert answer.status_code == 401
     assert "signature" in answer.json()["error"]
     unsigned = {k: v for k, v in tampered.items() if k != "x-hub-signature-256"}
-    assert served.client.post("/hooks/github/tiny", content=body, headers=unsigned).status_code == 401
+    assert (
+        served.client.post("/hooks/github/tiny", content=body, headers=unsigned).status_code == 401
+    )
     no_token = {"x-gitlab-event": "Push Hook"}
-    assert served.client.post("/hooks/gitlab/tiny", content=body, headers=no_token).status_code == 401
+    assert (
+        served.client.post("/hooks/gitlab/tiny", content=body, headers=no_token).status_code == 401
+    )
     # An API token is no signature: webhooks authenticate by their secret only.
     bearer = {"authorization": "Bearer shy_whatever", "x-github-event": "push"}
     assert served.client.post("/hooks/github/tiny", content=body, headers=bearer).status_code == 401
@@ -176,7 +182,9 @@ def test_a_failed_delivery_can_be_delivered_again(served: Served) -> None:
     headers = github_headers(body, served.secret)
     git(served.remote.bare, "update-ref", "-d", "refs/heads/main")
     git(served.remote.bare, "gc", "-q", "--prune=now")  # the commit is gone from the forge
-    assert served.client.post("/hooks/github/tiny", content=body, headers=headers).status_code == 400
+    assert (
+        served.client.post("/hooks/github/tiny", content=body, headers=headers).status_code == 400
+    )
     git(served.remote.work, "push", "-q", "origin", "HEAD:refs/heads/main")
     again = served.client.post("/hooks/github/tiny", content=body, headers=headers)
     assert (again.status_code, again.json()) == (202, {"status": "queued", "run": 1})
@@ -247,4 +255,3 @@ def test_an_unregistered_project_takes_no_more_webhooks(served: Served) -> None:
     served.services.projects.remove("tiny")
     sha = served.remote.commit("second")
     assert served.github(push_payload("refs/heads/main", sha)).status_code == 404
-

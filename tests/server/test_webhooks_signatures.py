@@ -53,7 +53,9 @@ def test_gitea_and_forgejo_accept_the_same_hmac_without_its_prefix(forge: Forge)
     own = {f"x-{forge.value}-signature": GITHUB_DIGEST}
     assert provider.verify(own, GITHUB_PAYLOAD, GITHUB_SECRET)
     assert not provider.verify(own, GITHUB_PAYLOAD + b" ", GITHUB_SECRET)
-    assert not provider.verify({f"x-{forge.value}-signature": f"sha256={GITHUB_DIGEST}"}, GITHUB_PAYLOAD, GITHUB_SECRET)
+    assert not provider.verify(
+        {f"x-{forge.value}-signature": f"sha256={GITHUB_DIGEST}"}, GITHUB_PAYLOAD, GITHUB_SECRET
+    )
     assert not provider.verify({}, GITHUB_PAYLOAD, GITHUB_SECRET)
 
 
