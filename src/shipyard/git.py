@@ -61,21 +61,16 @@ def _git(repository: Path, *args: str, remote: bool = False, timeout: float = 60
 def repository_root(path: Path) -> Path:
     """The top of the git work tree that holds ``path`` (a bare repository: its folder)."""
     try:
+        answer = _git(path, "rev-parse", "--is-bare-repository", "--absolute-git-dir")
+        bare, git_dir = answer.splitlines()
+        if bare == "true":  # a server's mirror: runs read commits from it, never a checkout
+            return Path(git_dir)
         return Path(_git(path, "rev-parse", "--show-toplevel").strip())
-    except GitError as exc:
-        if _is_bare(path):  # a server's mirror: runs read commits from it, never a checkout
-            return Path(_git(path, "rev-parse", "--absolute-git-dir").strip())
+    except (GitError, ValueError) as exc:
         raise GitError(
             f"{path} is not inside a git repository.",
             hint="Run `git init` and commit your project first.",
         ) from exc
-
-
-def _is_bare(path: Path) -> bool:
-    try:
-        return _git(path, "rev-parse", "--is-bare-repository").strip() == "true"
-    except GitError:
-        return False
 
 
 def resolve_commit(repository: Path, ref: str) -> str:
