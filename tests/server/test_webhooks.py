@@ -49,7 +49,7 @@ class Served:
 def served(tmp_path: Path) -> Iterator[Served]:
     remote = make_remote(tmp_path)
     remote.commit("first")
-    adapters = open_adapters(tmp_path / "state")
+    adapters = open_adapters(tmp_path / "state with a space")  # paths are never split
     services = Services(adapters)
     _, secret = services.projects.add("tiny", str(remote.bare), branches=["main", "release/*"])
     with TestClient(create_app(services)) as client:
