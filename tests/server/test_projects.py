@@ -127,7 +127,14 @@ def test_bad_names_branches_and_intervals_are_refused_with_what_to_fix(
 
 
 @pytest.mark.parametrize(
-    "repo", ["--upload-pack=touch /tmp/x", "ext::sh -c touch% /tmp/x", "/no/such/folder"]
+    "repo",
+    [
+        "--upload-pack=touch /tmp/x",
+        "ext::sh -c touch% /tmp/x",
+        "/no/such/folder",
+        "https://example.invalid/\x00x",
+        "/tmp/\x00",
+    ],
 )
 def test_option_like_helpers_and_missing_remotes_are_refused(
     services: Services, repo: str, tmp_path: Path

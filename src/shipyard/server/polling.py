@@ -48,6 +48,8 @@ class Poller:
                 self.poll(project)
             except ShipyardError as exc:
                 log.warning("polling %s failed: %s", project.name, exc.message)
+            except Exception:  # a bug or a busy database must not end polling for all
+                log.exception("polling %s failed", project.name)
 
     def poll(self, project: ProjectView) -> list[int]:
         """Queue a run for each watched branch whose head is new; the runs' numbers."""

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard import git
@@ -248,12 +249,15 @@ class Projects:
         """Take ``delivery``: (False, None) the first time; (True, its run) when seen before."""
         if len(delivery) > 200:
             raise InvalidInput("The delivery id is longer than 200 characters.")
-        with self.store.session() as s:
-            seen = s.scalar(_delivery(provider, delivery))
-            if seen is not None:
-                return True, seen.run_number
-            s.add(WebhookDelivery(project=project, provider=provider, delivery=delivery))
-            return False, None
+        try:
+            with self.store.session() as s:
+                seen = s.scalar(_delivery(provider, delivery))
+                if seen is not None:
+                    return True, seen.run_number
+                s.add(WebhookDelivery(project=project, provider=provider, delivery=delivery))
+                return False, None
+        except IntegrityError:  # the same delivery, at the same moment, on another connection
+            return True, None
 
     def _unclaim(self, provider: str, delivery: str) -> None:
         with self.store.session() as s:
@@ -308,7 +312,7 @@ def _check_branches(branches: list[str]) -> list[str]:
 
 
 def _check_remote(repo: str) -> str:
-    if repo.startswith("-") or "::" in repo:
+    if repo.startswith("-") or "::" in repo or not repo.isprintable():
         raise InvalidInput(
             f"Repository {repo!r} is not a URL or a path.",
             hint="Give an https://, ssh:// or git@host:path URL, or a local path.",
