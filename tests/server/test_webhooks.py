@@ -216,6 +216,7 @@ def test_unknown_and_hostile_project_names_are_404(served: Served, project: str)
     [
         ({"ref": "refs/heads/--upload-pack=touch /tmp/pwned"}, "ref"),
         ({"ref": "refs/heads/main..x"}, "ref"),
+        ({"ref": "refs/heads/" + "b" * 300}, "ref"),
         ({"after": "--output=/tmp/x"}, "after"),
         ({"after": "abc123"}, "after"),
         ({"after": None}, "after"),

@@ -11,10 +11,7 @@ fetch of exactly the pushed commit, and the queued run are all decided here.
 
 from __future__ import annotations
 
-import base64
 import fnmatch
-import re
-import secrets
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,24 +23,14 @@ from sqlalchemy.orm import Session
 from shipyard import git
 from shipyard.adapters import Adapters
 from shipyard.config.loader import parse_config
-from shipyard.config.schema import NAME_PATTERN, parse_duration
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.secretbox import SecretBox
+from shipyard.services import registration
 from shipyard.services.runs import CONFIG_FILE, Runs
 from shipyard.services.views import RunView, View
 from shipyard.store.models import Project, Run, WebhookDelivery
 
 __all__ = ["Forge", "HookResult", "HookStatus", "NewProject", "ProjectView", "Projects"]
-
-# Branch filters: the characters of branch names, plus ``*`` and ``?`` for globs.
-_BRANCH_FILTER = re.compile(r"^[A-Za-z0-9._/*?+-]{1,200}$")
-# What git refuses in a ref name (git-check-ref-format), and what no option may start with.
-_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.]|[/.]$|\.lock$")
-_URL = re.compile(r"^(?:https?|ssh|git|file)://[^\s]+$")
-_SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
-SECRET_PREFIX = "whsec_"  # the Standard Webhooks form, which GitLab's signing token requires
-MIN_SECRET = 16
-SHORTEST_POLL = 1.0
 
 
 class Forge(StrEnum):
@@ -118,11 +105,15 @@ class Projects:
         poll_interval: float | str | None = None,
     ) -> tuple[ProjectView, str]:
         """Register ``repo`` as project ``name``; returns it with its webhook secret (shown once)."""
-        _check_name(name)
-        watched = _check_branches(branches or ["main"])
-        remote = _check_remote(repo)
-        interval = _check_interval(poll_interval)
-        secret = _new_secret() if webhook_secret is None else _check_secret(webhook_secret)
+        registration.check_name(name)
+        watched = registration.check_branches(branches or ["main"])
+        remote = registration.check_remote(repo)
+        interval = registration.check_interval(poll_interval)
+        secret = (
+            registration.new_secret()
+            if webhook_secret is None
+            else registration.check_secret(webhook_secret)
+        )
         git.ls_remote(remote, "HEAD")  # reachable now, or refused before anything is stored
         mirror = git.repository_root(git.mirror(self.adapters.state.mirror(name)))
         with self.store.session() as s:
@@ -203,7 +194,7 @@ class Projects:
         if not ref.startswith("refs/heads/"):
             return _ignored(f"{ref} is not a branch; only pushes to branches start runs")
         branch = ref.removeprefix("refs/heads/")
-        if _BAD_BRANCH.search(branch):
+        if registration.bad_ref(branch):
             raise InvalidInput(f"ref: {ref!r} is not a valid branch name.")
         if set(sha) == {"0"}:
             return _ignored(f"branch {branch} was deleted")
@@ -229,7 +220,7 @@ class Projects:
         """The sha ``ref`` names on the remote, and the branch when it is one."""
         if git.is_full_sha(ref.lower()):
             return ref.lower(), None
-        if not ref or _BAD_BRANCH.search(ref.removeprefix("refs/")):
+        if not ref or registration.bad_ref(ref.removeprefix("refs/")):
             raise InvalidInput(
                 f"ref: {ref!r} is not a branch, tag or full sha.",
                 hint="For example main, v1.2 or a 40-digit sha.",
@@ -290,68 +281,6 @@ def _registered(s: Session, name: str) -> Project:
 
 def _ignored(reason: str) -> HookResult:
     return HookResult(status=HookStatus.IGNORED, reason=reason)
-
-
-def _check_name(name: str) -> None:
-    if len(name) > 63 or not re.match(NAME_PATTERN, name):
-        raise InvalidInput(
-            f"Project name {name!r} is not valid.",
-            hint="Use shipyard.yaml's `name` rules: lowercase letters and digits, joined by"
-            " single '.', '_' or '-', at most 63 characters.",
-        )
-
-
-def _check_branches(branches: list[str]) -> list[str]:
-    for branch in branches:
-        if not _BRANCH_FILTER.match(branch) or branch.startswith(("-", "/")) or ".." in branch:
-            raise InvalidInput(
-                f"Branch filter {branch!r} is not valid.",
-                hint="Give branch names or globs such as main or 'release/*'.",
-            )
-    return list(dict.fromkeys(branches))
-
-
-def _check_remote(repo: str) -> str:
-    if repo.startswith("-") or "::" in repo or not repo.isprintable():
-        raise InvalidInput(
-            f"Repository {repo!r} is not a URL or a path.",
-            hint="Give an https://, ssh:// or git@host:path URL, or a local path.",
-        )
-    if _URL.match(repo) or _SCP.match(repo):
-        return repo
-    path = Path(repo).expanduser()
-    if not path.is_dir():
-        raise InvalidInput(
-            f"Repository {repo!r} is neither a URL nor an existing folder.",
-            hint="Give an https://, ssh:// or git@host:path URL, or a local repository's path.",
-        )
-    return str(path.resolve())
-
-
-def _check_interval(value: float | str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise InvalidInput(f"poll interval: {exc}.", hint="For example 30s, 5m or 1h.") from exc
-    if seconds < SHORTEST_POLL:
-        raise InvalidInput(f"poll interval: at least {SHORTEST_POLL:g} s, not {seconds:g} s.")
-    return seconds
-
-
-def _check_secret(secret: str) -> str:
-    secret = secret.strip()
-    if len(secret) < MIN_SECRET or len(secret) > 512 or not secret.isprintable() or " " in secret:
-        raise InvalidInput(
-            "The webhook secret must be 16 to 512 printable characters without spaces.",
-            hint="Leave the secret out and Shipyard makes a strong one.",
-        )
-    return secret
-
-
-def _new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _check_config_name(mirror: Path, sha: str, name: str) -> None:
