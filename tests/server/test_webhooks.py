@@ -256,3 +256,14 @@ def test_an_unregistered_project_takes_no_more_webhooks(served: Served) -> None:
     served.services.projects.remove("tiny")
     sha = served.remote.commit("second")
     assert served.github(push_payload("refs/heads/main", sha)).status_code == 404
+
+
+def test_a_local_run_in_a_checkout_does_not_make_webhooks_fetch_into_it(served: Served) -> None:
+    served.services.runs.queue(served.remote.work, "HEAD")  # `shipyard run` in a clone
+    sha = served.remote.commit("second")
+    answer = served.github(push_payload("refs/heads/main", sha))
+    assert answer.status_code == 202, answer.text
+    assert served.services.runs.get("tiny", answer.json()["run"]).sha == sha
+    assert git(served.remote.work, "for-each-ref", "refs/shipyard") == ""
+    mirror = served.services.adapters.state.mirror("tiny")
+    assert git(mirror, "cat-file", "-t", sha) == "commit"

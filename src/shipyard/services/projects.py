@@ -179,7 +179,9 @@ class Projects:
         """Fetch ``ref`` (a branch, tag or full sha) of the project's remote and queue a run."""
         project = self.get(name)
         assert project.remote is not None  # registered projects have one
-        mirror = Path(project.repository)
+        # The state's mirror, not ``repository``: a local `shipyard run` in a checkout of the
+        # project points that at the checkout, which a server must never fetch into.
+        mirror = git.mirror(self.adapters.state.mirror(name))
         sha, found = self._resolve(project.remote, ref)
         branch = branch or found
         git.fetch_commit(mirror, project.remote, sha, branch)
