@@ -6,7 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
-from shipyard.server.api import artifacts, audit, environments, rollouts
+from shipyard.server import hooks
+from shipyard.server.api import artifacts, audit, environments, projects, rollouts
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -25,6 +26,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(environments.router)
     app.include_router(artifacts.router)
     app.include_router(audit.router)
+    app.include_router(projects.router)
+    app.include_router(hooks.router)
     return app
 
 
