@@ -8,8 +8,8 @@ from shipyard.adapters import Adapters
 from shipyard.artifacts.local import LocalBlobStore
 from shipyard.coordination.store import StoreLeases
 from shipyard.executor.local import LocalExecutor
-from shipyard.processes import ProcessBook
 from shipyard.paths import StateDir, resolve_cache_dir, resolve_state_dir
+from shipyard.processes import ProcessBook
 from shipyard.runtime.local import LocalRuntime
 from shipyard.store import Store
 

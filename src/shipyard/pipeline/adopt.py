@@ -8,6 +8,7 @@ ends as the first attempt would have.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import partial
 
 from shipyard.canary import records
@@ -34,15 +35,11 @@ def adopted_rollout(ctx: RunContext) -> StageOutcome | None:
         if not records.is_driven(ctx.adapters.leases, rollout.id):
             hooks = RolloutHooks(say=say, wait=ctx.wait, stop_requested=ctx.cancelled)
             bodies = probe_bodies(ctx.config, ctx.code_dir)
-            try:
+            with suppress(Conflict):  # another driver took it first: wait for its verdict
                 CanaryRollout(ctx.adapters, ctx.config, rollout, hooks, bodies).run()
-            except Conflict:  # another driver took it first: wait for its verdict
-                pass
         else:
             ctx.wait(POLL_SECONDS)
-        rollout = records.find_rollout(
-            ctx.store, ctx.project, production.ENVIRONMENT, rollout.id
-        )
+        rollout = records.find_rollout(ctx.store, ctx.project, production.ENVIRONMENT, rollout.id)
     return _verdict(rollout)
 
 

@@ -29,12 +29,12 @@ from shipyard.artifacts.archive import read_build_info
 from shipyard.config.loader import parse_config
 from shipyard.coordination import HeldLease, LeaseLost
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
-from shipyard.errors import Cancelled, Conflict, ConfigError, ShipyardError, StageFailed
+from shipyard.errors import Cancelled, ConfigError, Conflict, ShipyardError, StageFailed
 from shipyard.git import show_file
 from shipyard.pipeline import deploy
+from shipyard.pipeline.adopt import adopted_rollout
 from shipyard.pipeline.context import NullReporter, Reporter, RunContext, StageOutcome
 from shipyard.pipeline.stages import STAGE_FUNCTIONS, production
-from shipyard.pipeline.adopt import adopted_rollout
 from shipyard.processes import process_owner
 from shipyard.runtime.interface import SERVING_REQUIREMENTS
 from shipyard.services.runs import CONFIG_FILE, DEPLOY_TURN, TURN_WAIT, Runs, deploy_lease
@@ -226,8 +226,10 @@ class Pipeline:
         owner = f"{ctx.project}#{ctx.number}@{lease.owner}"
         while True:
             blocker = self.runs.turn_blocker(ctx.project, ctx.number)
-            turn = None if blocker else self.adapters.leases.hold(
-                deploy_lease(ctx.project), owner, lease.ttl
+            turn = (
+                None
+                if blocker
+                else self.adapters.leases.hold(deploy_lease(ctx.project), owner, lease.ttl)
             )
             if turn is not None:
                 held.callback(turn.release)
@@ -259,7 +261,9 @@ class Pipeline:
         for stage in STAGES[:start]:
             row = rows[stage]
             if Status(row.status).finished:
-                ctx.results[stage] = StageOutcome(Status(row.status), row.message or "", row.summary)
+                ctx.results[stage] = StageOutcome(
+                    Status(row.status), row.message or "", row.summary
+                )
         ctx.say(STAGES[start], f"resuming at {STAGES[start]}: checking out {ctx.sha} again")
         workspace = ctx.state.workspace(ctx.project, ctx.number)
         executor = self.adapters.executor
