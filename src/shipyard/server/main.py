@@ -13,6 +13,7 @@ takes them at once), and the model servers keep serving.
 from __future__ import annotations
 
 import importlib
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,11 @@ def serve(adapters: Adapters, options: ServerOptions, say: Say) -> None:
     config = uvicorn.Config(
         create_app(services), host=options.host, port=options.port, log_level="warning"
     )
+    http = uvicorn.Server(config)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Ours, not the default: uvicorn raises the signal again after its own shutdown, and
+        # the process must live on to hand its runs back.
+        signal.signal(signum, lambda *_: setattr(http, "should_exit", True))
     with lease:
         workers.start()
         threads = [_thread(name, work) for name, work in _loops(adapters, services, stop, say)]
@@ -75,7 +81,7 @@ def serve(adapters: Adapters, options: ServerOptions, say: Say) -> None:
             f"with {options.workers} worker(s)"
         )
         try:
-            uvicorn.Server(config).run()  # returns on SIGINT/SIGTERM (uvicorn's handlers)
+            http.run()  # returns on SIGINT/SIGTERM
         finally:
             say("stopping: runs in progress go back to the queue")
             stop.set()
