@@ -106,7 +106,8 @@ def test_runs_of_one_project_deploy_in_number_order(
     second_staging = stage(adapters, "tiny", 2, "staging")
     assert first.finished_at is not None and second_staging.started_at is not None
     assert second_staging.started_at >= first.finished_at
-    assert stage(adapters, "tiny", 2, "build").finished_at < first.finished_at
+    built = stage(adapters, "tiny", 2, "build").finished_at
+    assert built is not None and built < first.finished_at
 
 
 def test_a_parked_run_holds_no_worker(
