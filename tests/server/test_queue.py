@@ -17,8 +17,10 @@ from typer.testing import CliRunner
 from shipyard.adapters import Adapters
 from shipyard.cli.app import app
 from shipyard.domain import Status
+from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.pipeline.context import RunContext, StageOutcome, free_port
 from shipyard.pipeline.stages import STAGE_FUNCTIONS
+from shipyard.processes import pid_alive
 from shipyard.server.workers import Workers
 from shipyard.services.runs import Runs, run_lease
 from shipyard.store.models import StageRun
@@ -55,7 +57,11 @@ def stage(adapters: Adapters, project: str, number: int, name: str) -> StageRun:
 
 
 def status(adapters: Adapters, project: str, number: int) -> str:
-    return adapters.store.get_run(project, number).status
+    """The run's status; "" before it exists."""
+    try:
+        return adapters.store.get_run(project, number).status
+    except NotFound:
+        return ""
 
 
 def test_two_workers_build_two_projects_at_the_same_time(
@@ -164,13 +170,12 @@ def test_a_detached_run_is_driven_by_a_server_that_stops_cleanly(
     assert queued.exit_code == 0, queued.output
     assert "run #1 queued" in " ".join(queued.output.split())
     assert status(adapters, "tiny", 1) == "queued"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    env["SHIPYARD_CACHE"] = os.environ["SHIPYARD_CACHE"]
-    port = free_port()
-    command = [sys.executable, "-m", "shipyard", "server", "--state", str(state)]
-    command += ["--port", str(port), "--workers", "1", "--lease-ttl", "3"]
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        server_command(adapters, "1"),
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         wait_for(lambda: status(adapters, "tiny", 1) == "passed", "the server to drive run #1")
@@ -181,3 +186,105 @@ def test_a_detached_run_is_driven_by_a_server_that_stops_cleanly(
     assert server.returncode == 0, output
     assert "driving tiny#1" in output
     assert not adapters.leases.held_by("server:")  # released on a clean stop
+
+
+def test_a_stopped_server_hands_its_run_back_to_the_queue(
+    tmp_path: Path, adapters: Adapters
+) -> None:
+    mark, gate = tmp_path / "train.pid", tmp_path / "gate"
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny", "--mark", str(mark), "--await", str(gate))
+    Runs(adapters).queue(repo)
+    server = subprocess.Popen(
+        server_command(adapters, "1"), env=server_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(mark.exists, "the train command to start")
+        train = int(mark.read_text())
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert not pid_alive(train)  # the command was stopped with the server
+    run = adapters.store.get_run("tiny", 1)
+    assert (run.status, run.resume_from, run.worker) == ("queued", "build", None)
+    assert (
+        stage(adapters, "tiny", 1, "build").message == f"retried after {worker_of(output)} stopped"
+    )
+    assert not adapters.leases.held_by("run:") and not adapters.leases.held_by("server:")
+
+
+def test_the_foreground_waits_for_its_deploy_turn_then_drives_on(
+    tmp_path: Path, adapters: Adapters
+) -> None:
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny")
+    runs = Runs(adapters)
+    runs.queue(repo)  # run #1: queued, and no server to drive it
+    state = str(adapters.state.root)
+    command = [sys.executable, "-m", "shipyard", "run", str(repo), "--state", state]
+    env = {**server_env(), "COLUMNS": "200"}
+    foreground = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: status(adapters, "tiny", 2) == "waiting", "run #2 to wait its turn")
+        assert runs.get("tiny", 2).message == "waiting for run #1"
+        runs.cancel("tiny", 1)  # nobody drives it: cancelled at once, the turn passes on
+        output, _ = foreground.communicate(timeout=120)
+    finally:
+        if foreground.poll() is None:
+            foreground.kill()
+            foreground.wait()
+    assert foreground.returncode == 0, output
+    assert "waiting: waiting for run #1" in output
+    assert status(adapters, "tiny", 1) == "cancelled"
+    assert status(adapters, "tiny", 2) == "passed"
+
+
+def test_a_run_nobody_drives_is_cancelled_at_once(tmp_path: Path, adapters: Adapters) -> None:
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny")
+    runs = Runs(adapters)
+    runs.queue(repo)
+    cancelled = runs.cancel("tiny", 1)
+    assert cancelled.status is Status.CANCELLED
+    assert cancelled.message == "cancelled while no worker was driving it"
+    assert {s.status for s in cancelled.stages} == {Status.SKIPPED}
+    with pytest.raises(Conflict, match="already finished"):
+        runs.cancel("tiny", 1)
+
+
+def test_a_stage_log_is_read_in_chunks_from_an_offset(
+    tmp_path: Path, adapters: Adapters, workers: list[Workers]
+) -> None:
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny")
+    runs = Runs(adapters)
+    runs.queue(repo)
+    start_workers(adapters, workers, 1)
+    wait_for(lambda: status(adapters, "tiny", 1) == "passed", "run #1 to pass")
+    whole = adapters.state.stage_log("tiny", 1, "build").read_text()
+    first = runs.log("tiny", 1, "build")
+    assert (first.text, first.offset, first.finished) == (whole, len(whole.encode()), True)
+    rest = runs.log("tiny", 1, "build", offset=10)
+    assert rest.text == whole[10:]
+    assert runs.log("tiny", 1, "build", offset=first.offset).text == ""
+    with pytest.raises(InvalidInput, match="no stage 'deploy'"):
+        runs.log("tiny", 1, "deploy")
+
+
+def server_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_CACHE"] = os.environ["SHIPYARD_CACHE"]
+    return env
+
+
+def server_command(adapters: Adapters, workers: str) -> list[str]:
+    state = str(adapters.state.root)
+    options = ["--port", str(free_port()), "--workers", workers, "--lease-ttl", "3"]
+    return [sys.executable, "-m", "shipyard", "server", "--state", state, *options]
+
+
+def worker_of(output: str) -> str:
+    """The worker that drove the run, as the server's log names it."""
+    line = next(line for line in output.splitlines() if ": driving " in line)
+    return line.partition(": driving ")[0]

@@ -74,12 +74,12 @@ def serve(adapters: Adapters, options: ServerOptions, say: Say) -> None:
         # the process must live on to hand its runs back.
         signal.signal(signum, lambda *_: setattr(http, "should_exit", True))
     with lease:
-        workers.start()
-        threads = [_thread(name, work) for name, work in _loops(adapters, services, stop, say)]
         say(
             f"shipyard server {owner} on http://{options.host}:{options.port} "
             f"with {options.workers} worker(s)"
         )
+        workers.start()
+        threads = [_thread(name, work) for name, work in _loops(adapters, services, stop, say)]
         try:
             http.run()  # returns on SIGINT/SIGTERM
         finally:
