@@ -30,7 +30,7 @@ from shipyard.processes import ProcessBook, is_running, owner_alive, pid_alive
 from shipyard.services.runs import Runs
 from shipyard.wiring import open_adapters
 
-from .queue_projects import commit, git, loosen_release_policy, wait_for
+from .queue_projects import commit, git, loosen_release_policy, wait_for, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -314,3 +314,22 @@ def test_killed_mid_canary_the_rollout_is_finished(
     assert rollout.status in records.FINISHED
     assert_settled(adapters, state, server, 2)
     assert_nothing_left(state, adapters, server)
+
+
+def test_down_stops_what_a_killed_server_left(
+    tmp_path: Path, state: Path, adapters: Adapters, server: Server
+) -> None:
+    mark, gate = tmp_path / "train.pid", tmp_path / "never"
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny", "--mark", str(mark), "--await", str(gate))
+    Runs(adapters).queue(repo)
+    server.start()
+    wait_for(mark.exists, "the train command to start", 300)
+    train = int(mark.read_text())
+    server.kill()
+    assert pid_alive(train)
+    shown = " ".join(down(state).split())
+    assert not pid_alive(train)
+    assert "stopped command pid" in shown and "(tiny 1-" in shown
+    assert naming(state) == set()
+    assert all(not is_running(row) for row in ProcessBook(adapters.store).open_rows())

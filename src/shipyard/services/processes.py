@@ -49,7 +49,7 @@ class Down(View):
 class Processes:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
-        self.book = ProcessBook(adapters.store)
+        self.book = ProcessBook(adapters.store, adapters.leases)
 
     def sweep(self) -> list[ProcessView]:
         """Settle every process whose owner is dead (called on server start and each pass)."""
