@@ -171,9 +171,8 @@ def cancel(
 
     a = adapters(state)
     name = pick_project(a, project)
-    done = Runs(a).cancel(name, number)
-    word = "cancelled" if done.status is Status.CANCELLED else "cancel requested for"
-    console.print(f"{word} {name}#{number}")
+    Runs(a).cancel(name, number)
+    console.print(f"cancel requested for {name}#{number}")
 
 
 @app.command()
