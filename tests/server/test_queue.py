@@ -288,3 +288,37 @@ def worker_of(output: str) -> str:
     """The worker that drove the run, as the server's log names it."""
     line = next(line for line in output.splitlines() if ": driving " in line)
     return line.partition(": driving ")[0]
+
+
+def test_a_run_whose_worker_died_is_retried_from_its_stage(
+    tmp_path: Path, adapters: Adapters, workers: list[Workers]
+) -> None:
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny")
+    Runs(adapters).queue(repo)
+    # A worker claimed it, started building, and died: its lease runs out, nobody renews it.
+    assert adapters.leases.acquire(run_lease("tiny", 1), "worker-1@gone", ttl=0.5)
+    adapters.store.set_run_status("tiny", 1, Status.RUNNING, worker="worker-1@gone")
+    adapters.store.set_stage_status("tiny", 1, "build", Status.RUNNING)
+    start_workers(adapters, workers, 1)
+    wait_for(lambda: status(adapters, "tiny", 1) == "passed", "the run to be retried and pass")
+    retried = [e for e in adapters.store.events("tiny#1") if e.action == "run.queued"]
+    assert retried[-1].detail == {
+        "resume_from": "build",
+        "why": "retried after worker-1@gone stopped",
+    }
+    assert adapters.store.get_run("tiny", 1).worker != "worker-1@gone"
+
+
+def test_a_run_whose_commit_lost_its_config_fails_saying_why(
+    tmp_path: Path, adapters: Adapters, workers: list[Workers]
+) -> None:
+    repo = tmp_path / "tiny"
+    write_project(repo, "tiny")
+    Runs(adapters).queue(repo)
+    adapters.store.ensure_project("tiny", str(tmp_path / "moved-away"))  # the repository is gone
+    start_workers(adapters, workers, 1)
+    wait_for(lambda: status(adapters, "tiny", 1) == "failed", "the run to fail")
+    run = adapters.store.get_run("tiny", 1)
+    assert (run.message or "").startswith("could not be driven: ")
+    assert {stage.status for stage in run.stages} == {"skipped"}

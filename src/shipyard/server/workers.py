@@ -106,8 +106,6 @@ class Workers:
             final = self.pipeline.drive(ctx, lease)
         except Exception as exc:  # the run must not stay `running` behind a dead worker
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            self.adapters.store.set_run_status(
-                run.project, run.number, Status.FAILED, f"could not be driven: {message}"
-            )
+            self.runs.fail(run.project, run.number, f"could not be driven: {message}")
             final = Status.FAILED
         self.say(f"{name}: {run.project}#{run.number} {final}")

@@ -113,6 +113,15 @@ class Runs:
             store.set_run_status(project, number, Status.CANCELLED, reason, worker=None)
         return self.get(project, number)
 
+    def fail(self, project: str, number: int, reason: str) -> RunView:
+        """End a run that cannot be driven: its unfinished stages skipped, saying why."""
+        store = self.adapters.store
+        for row in store.get_run(project, number).stages:
+            if not Status(row.status).finished:
+                store.set_stage_status(project, number, row.name, Status.SKIPPED, reason)
+        store.set_run_status(project, number, Status.FAILED, reason, worker=None)
+        return self.get(project, number)
+
     def driver(self, project: str, number: int) -> str | None:
         """The owner driving the run now, None when nobody does."""
         holder = self.adapters.leases.holder(run_lease(project, number))
