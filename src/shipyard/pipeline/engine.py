@@ -101,14 +101,14 @@ class Pipeline:
         store = self.adapters.store
         try:
             final = self._from(ctx, lease, self._restore(ctx))
-        except StageFailed as exc:  # the context could not be rebuilt: the run fails, saying why
-            final = self._fail_resume(ctx, exc.message)
         except LeaseLost:  # another worker took the run over: it writes the run's record now
             return Status(store.get_run(ctx.project, ctx.number).status)
         except _Interrupted as stop:
             self.runs.interrupted(ctx.project, ctx.number, lease.owner)
             ctx.say(stop.stage, f"{lease.owner} is stopping; the run goes back to the queue")
             return Status.QUEUED
+        except ShipyardError as exc:  # the context could not be rebuilt: the run fails, saying why
+            final = self._fail_resume(ctx, exc.message)
         finally:
             self._release_workspace(ctx)
         if final is Status.WAITING:

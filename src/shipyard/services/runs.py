@@ -210,7 +210,7 @@ class Runs:
             if run.number < number:
                 return f"run #{run.number}"
         holder = self.adapters.leases.holder(deploy_lease(project))
-        if holder is not None and not holder.owner.startswith(f"{project}#{number}@"):
+        if holder is not None:  # a newer run never holds it first: one dying (or just done)
             return f"the deploy turn ({holder.owner.partition('@')[0]})"
         return None
 
