@@ -31,6 +31,7 @@ __all__ = ["CONFIG_FILE", "DEPLOY_TURN", "Runs", "deploy_lease", "run_lease"]
 
 CONFIG_FILE = "shipyard.yaml"
 DEPLOY_TURN = DEPLOY_STAGES[0]  # where a run waits for its deploy turn
+TURN_WAIT = "waiting for "  # how the message of a run parked for its deploy turn begins
 LOG_CHUNK = 64 * 1024  # bytes of a stage log per read
 ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
 
@@ -232,5 +233,3 @@ class Runs:
                 moved.append(self.get(run.project, run.number))
         return moved
 
-
-TURN_WAIT = "waiting for "  # the message of a run parked for its deploy turn
