@@ -232,4 +232,3 @@ class Runs:
             ):
                 moved.append(self.get(run.project, run.number))
         return moved
-
