@@ -9,6 +9,7 @@ from shipyard.artifacts.local import LocalBlobStore
 from shipyard.coordination.store import StoreLeases
 from shipyard.executor.local import LocalExecutor
 from shipyard.paths import StateDir, resolve_cache_dir, resolve_state_dir
+from shipyard.processes import ProcessBook
 from shipyard.runtime.local import LocalRuntime
 from shipyard.store import Store
 
@@ -20,11 +21,12 @@ def open_adapters(
     blobs = LocalBlobStore(state.blobs)
     blobs.sweep()  # temporary files of writers that were killed mid-write
     store = Store(state.database_url)
+    leases = StoreLeases(store)
     return Adapters(
         state=state,
         store=store,
         executor=LocalExecutor(state),
-        runtime=LocalRuntime(),
+        runtime=LocalRuntime(ProcessBook(store, leases)),
         blobs=blobs,
-        leases=StoreLeases(store),
+        leases=leases,
     )

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, projects, rollout
+from shipyard.cli import analysis, artifacts, environments, projects, rollout, server
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -71,26 +71,38 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Do not stream the stages' output.")
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Only queue the run; a `shipyard server` drives it."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the whole pipeline for one commit, from build to live."""
-    from shipyard.pipeline.engine import Pipeline
+    """Run the whole pipeline for one commit, from build to live (or queue it with --detach)."""
+    from shipyard.cli.foreground import drive_here
+    from shipyard.services.runs import Runs
 
     a = adapters(state)
-    reporter = RichReporter(err if as_json else console, verbose=not quiet and not as_json)
-    pipeline = Pipeline(a, reporter)
-    ctx = pipeline.start(path, ref)
-    (err if as_json else console).print(
-        f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]} ({ref})"
+    queued = Runs(a).queue(path, ref)
+    out = err if as_json else console
+    if detach:
+        out.print(
+            f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] queued at {queued.sha[:12]} ({ref})"
+        )
+        if as_json:
+            print_json(console, run_dict(a.store.get_run(queued.project, queued.number)))
+        return
+    out.print(
+        f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] at {queued.sha[:12]} ({ref})"
     )
-    final = pipeline.execute(ctx)
-    result = a.store.get_run(ctx.project, ctx.number)
+    reporter = RichReporter(out, verbose=not quiet and not as_json)
+    final, endpoints = drive_here(a, queued.project, queued.number, reporter, out)
+    result = a.store.get_run(queued.project, queued.number)
     if as_json:
         print_json(console, run_dict(result))
     else:
         console.print(run_table(result))
-        console.print(f"logs: {a.state.run_dir(ctx.project, ctx.number) / 'logs'}")
-        for name, url in ctx.endpoints.items():
+        console.print(f"logs: {a.state.run_dir(queued.project, queued.number) / 'logs'}")
+        for name, url in endpoints.items():
             console.print(f"{name}: {url}")
     raise typer.Exit(0 if final is Status.PASSED else 1)
 
@@ -155,17 +167,27 @@ def cancel(
     state: StateOption = None,
 ) -> None:
     """Cancel a run: its running command and all its children are stopped."""
-    from shipyard.processes import pid_alive
+    from shipyard.services.runs import Runs
 
     a = adapters(state)
     name = pick_project(a, project)
-    one = a.store.request_cancel(name, number)
-    if not one.pid or not pid_alive(one.pid):
-        # Nobody is driving this run any more: record the cancel directly.
-        a.store.set_run_status(
-            name, number, Status.CANCELLED, "cancelled while no process was driving it"
-        )
+    Runs(a).cancel(name, number)
     console.print(f"cancel requested for {name}#{number}")
+
+
+@app.command()
+def down(
+    project: ProjectOption = None,
+    state: StateOption = None,
+) -> None:
+    """Stop every deployment, gateway and process Shipyard started in the state directory."""
+    from shipyard.services.processes import Processes
+
+    done = Processes(adapters(state)).down(project)
+    console.print(f"stopped {done.deployments} deployment(s) in {done.environments} environment(s)")
+    for process in done.processes:
+        what = f" ({process.project} {process.version})" if process.project else ""
+        console.print(f"stopped {process.kind} pid {process.pid}{what}, started by {process.owner}")
 
 
 @app.command()
@@ -186,6 +208,7 @@ def demo(
 
 artifacts.register(app)
 analysis.register(app)
+server.register(app)
 environments.register(app)
 rollout.register(app)
 projects.register(app)

@@ -90,6 +90,7 @@ class MemoryExecutor(Executor):
         timeout: float,
         should_cancel: Callable[[], bool] = lambda: False,
         on_output: Callable[[str], None] | None = None,
+        on_start: Callable[[int], None] | None = None,  # no process starts here: never called
     ) -> CommandResult:
         if not timeout > 0:
             raise InvalidInput(f"A command's timeout must be positive, got {timeout}")

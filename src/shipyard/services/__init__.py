@@ -14,6 +14,7 @@ from shipyard.adapters import Adapters
 from shipyard.services.artifacts import Artifacts
 from shipyard.services.audit import Audit
 from shipyard.services.deployments import Deployments
+from shipyard.services.processes import Processes
 from shipyard.services.projects import Projects
 from shipyard.services.rollouts import Rollouts
 from shipyard.services.runs import Runs
@@ -53,3 +54,7 @@ class Services:
     @cached_property
     def projects(self) -> Projects:
         return Projects(self.adapters, self.runs)
+
+    @cached_property
+    def processes(self) -> Processes:
+        return Processes(self.adapters)

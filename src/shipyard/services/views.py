@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from shipyard.domain import Status
 from shipyard.store.models import Run, StageRun
 
-__all__ = ["RunView", "StageView"]
+__all__ = ["LogChunk", "RunView", "StageView"]
 
 
 class View(BaseModel):
@@ -48,6 +48,7 @@ class RunView(View):
     trigger: str
     actor: str
     worker: str | None
+    resume_from: str | None  # where a parked or re-queued run starts again
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -65,8 +66,17 @@ class RunView(View):
             trigger=row.trigger,
             actor=row.actor,
             worker=row.worker,
+            resume_from=row.resume_from,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
             stages=[StageView.of(stage) for stage in row.stages],
         )
+
+
+class LogChunk(View):
+    """A piece of a stage's log: ``text`` up to byte ``offset`` (ask again from there)."""
+
+    text: str
+    offset: int
+    finished: bool  # the stage is over and the log has been read to its end
