@@ -7,9 +7,10 @@ the README embeds the markdown table, and a docs test checks every key is in it.
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
@@ -68,11 +69,19 @@ def _row(path: str, field: FieldInfo) -> str:
 
 
 def _is_duration(field: FieldInfo) -> bool:
-    """Whether ``field`` is read by ``parse_duration`` (some fields bind its limits)."""
+    """Whether ``field`` is read by ``parse_duration`` (some fields bind its limits), alone
+    or as an optional ``Duration | None``."""
     return any(
         isinstance(m, BeforeValidator) and getattr(m.func, "func", m.func) is parse_duration
-        for m in field.metadata
+        for m in [*field.metadata, *_optional_metadata(field.annotation)]
     )
+
+
+def _optional_metadata(annotation: Any) -> list[Any]:
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return []
+    members = get_args(annotation)
+    return [meta for m in members if get_origin(m) is Annotated for meta in get_args(m)[1:]]
 
 
 def _type_text(field: FieldInfo) -> str:
