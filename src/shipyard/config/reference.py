@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
 from shipyard.config._types import is_model, literal_values, strip_annotated, union_members
-from shipyard.config.schema import ProjectConfig, parse_duration
+from shipyard.config.schema import ProjectConfig, duration_text, parse_duration
 
 __all__ = ["reference_markdown", "schema_json"]
 
@@ -129,15 +129,8 @@ def _default_text(field: FieldInfo) -> str:
         text = json.dumps(value.model_dump(exclude_none=True))
         return f"`{text}`" if len(text) <= 30 else "see below"
     if _is_duration(field):
-        return f"`{_duration_text(float(value))}`"
+        return f"`{duration_text(float(value))}`"
     return f"`{json.dumps(value)}`"
-
-
-def _duration_text(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 START, END = "<!-- reference:start -->", "<!-- reference:end -->"

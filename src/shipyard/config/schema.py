@@ -67,6 +67,14 @@ def parse_duration(value: Any, *, zero: bool = False, longest: float = WEEK) -> 
     return seconds
 
 
+def duration_text(seconds: float) -> str:
+    """The inverse of ``parse_duration`` for display: 3600 -> ``1h``, 90 -> ``90s``."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(_DURATION_WORDS)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from shipyard.adapters import Adapters
+from shipyard.services.approvals import Approvals
 from shipyard.services.runs import Runs
 from shipyard.services.tokens import Tokens
 
@@ -28,3 +29,7 @@ class Services:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.adapters)
+
+    @cached_property
+    def approvals(self) -> Approvals:
+        return Approvals(self.adapters)
