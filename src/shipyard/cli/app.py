@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, rollout
+from shipyard.cli import analysis, artifacts, environments, rollout, tokens
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -188,3 +188,4 @@ artifacts.register(app)
 analysis.register(app)
 environments.register(app)
 rollout.register(app)
+tokens.register(app)

@@ -1,15 +1,21 @@
-"""What every command module shares: consoles, common options, and finding the project."""
+"""What every command module shares: consoles, common options, the services a command calls
+(this state directory's, or a server's), and finding the project."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from shipyard.services import Services
+    from shipyard.services.remote import RemoteServices
 
 console = Console()
 err = Console(stderr=True)
@@ -26,12 +32,40 @@ ProjectOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SERVER_HELP = "A Shipyard server's URL (default: $SHIPYARD_SERVER); its token is $SHIPYARD_TOKEN."
+ServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help=SERVER_HELP, envvar="SHIPYARD_SERVER", show_envvar=False),
+]
+TOKEN_ENV = "SHIPYARD_TOKEN"
 
 
 def adapters(state: Path | None) -> Adapters:
     from shipyard.wiring import open_adapters
 
     return open_adapters(state)
+
+
+def services(state: Path | None, server: str | None = None) -> Services | RemoteServices:
+    """What a command calls: a server's services when it names one, else this state directory's.
+
+    The one place the CLI chooses; both sides have the same methods and return the same views,
+    so a command prints the same either way.
+    """
+    if not server:
+        from shipyard.services import Services
+
+        return Services(adapters(state))
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise InvalidInput(
+            f"Talking to the server at {server} needs an API token in ${TOKEN_ENV}.",
+            hint="Ask an admin for one (`shipyard token create NAME --role ...` on the server), "
+            f"then `export {TOKEN_ENV}=...`.",
+        )
+    from shipyard.services.remote import RemoteServices
+
+    return RemoteServices(server, token)
 
 
 def pick_project(a: Adapters, project: str | None) -> str:
