@@ -9,6 +9,7 @@ from shipyard.artifacts.local import LocalBlobStore
 from shipyard.coordination.store import StoreLeases
 from shipyard.executor.local import LocalExecutor
 from shipyard.paths import StateDir, resolve_cache_dir, resolve_state_dir
+from shipyard.processes import ProcessBook
 from shipyard.runtime.local import LocalRuntime
 from shipyard.store import Store
 
@@ -24,7 +25,7 @@ def open_adapters(
         state=state,
         store=store,
         executor=LocalExecutor(state),
-        runtime=LocalRuntime(),
+        runtime=LocalRuntime(ProcessBook(store)),
         blobs=blobs,
         leases=StoreLeases(store),
     )

@@ -40,7 +40,7 @@ def test_a_passing_commit_runs_every_configured_stage_in_order(
 ) -> None:
     recorder = Recorder()
     pipeline = Pipeline(adapters, recorder)
-    ctx = pipeline.start(repo)
+    ctx = pipeline.queue(repo)
     assert pipeline.execute(ctx) is Status.PASSED
     statuses = stage_status(adapters, ctx.number)
     assert list(statuses) == list(STAGES)
@@ -68,14 +68,14 @@ def test_runs_are_numbered_per_project_and_pinned_to_the_sha(
     repo: Path, adapters: Adapters
 ) -> None:
     pipeline = Pipeline(adapters)
-    first = pipeline.start(repo)
+    first = pipeline.queue(repo)
     # A commit that lands after the run started must not leak into it.
     (repo / "tiny_model.py").write_text("raise SystemExit('not this commit')\n")
     later = commit(repo, "later")
     assert pipeline.execute(first) is Status.PASSED
     info = adapters.store.get_artifact("tiny", first.version).build_info
     assert info["git"]["sha"] == first.sha != later
-    second = pipeline.start(repo)
+    second = pipeline.queue(repo)
     assert (first.number, second.number) == (1, 2)
     assert second.sha == later
 
@@ -86,7 +86,7 @@ def test_a_failing_unit_test_stops_the_run_and_skips_the_rest(
     write_project(repo, test_body="assert 1 + 1 == 3")
     commit(repo, "broken test")
     pipeline = Pipeline(adapters)
-    ctx = pipeline.start(repo)
+    ctx = pipeline.queue(repo)
     assert pipeline.execute(ctx) is Status.FAILED
     run = adapters.store.get_run("tiny", ctx.number)
     stages = {s.name: s for s in run.stages}
@@ -104,7 +104,7 @@ def test_a_train_command_that_writes_no_model_fails_the_build(
     write_project(repo, train="python -c \"print('forgot to save')\"")
     commit(repo, "no model")
     pipeline = Pipeline(adapters)
-    ctx = pipeline.start(repo)
+    ctx = pipeline.queue(repo)
     assert pipeline.execute(ctx) is Status.FAILED
     build = adapters.store.get_run("tiny", ctx.number).stages[0]
     assert "wrote no model" in (build.message or "")
@@ -114,7 +114,7 @@ def test_a_stage_past_its_timeout_is_stopped(repo: Path, adapters: Adapters) -> 
     write_project(repo, train="sleep 30", timeout="1s")
     commit(repo, "slow")
     pipeline = Pipeline(adapters)
-    ctx = pipeline.start(repo)
+    ctx = pipeline.queue(repo)
     started = time.monotonic()
     assert pipeline.execute(ctx) is Status.FAILED
     assert time.monotonic() - started < 25
@@ -126,7 +126,7 @@ def test_cancel_stops_the_running_command(repo: Path, adapters: Adapters) -> Non
     write_project(repo, train="sleep 30")
     commit(repo, "slow")
     pipeline = Pipeline(adapters)
-    ctx = pipeline.start(repo)
+    ctx = pipeline.queue(repo)
     threading.Timer(2.0, adapters.store.request_cancel, args=("tiny", ctx.number)).start()
     assert pipeline.execute(ctx) is Status.CANCELLED
     run = adapters.store.get_run("tiny", ctx.number)
@@ -135,31 +135,40 @@ def test_cancel_stops_the_running_command(repo: Path, adapters: Adapters) -> Non
     assert all(s.status == "skipped" for s in run.stages[1:])
 
 
-def test_a_newer_run_waits_for_the_older_one_before_deploying(
+def test_a_newer_run_is_parked_until_the_older_one_has_deployed(
     repo: Path, adapters: Adapters
 ) -> None:
     pipeline = Pipeline(adapters)
-    older = pipeline.start(repo)
-    newer = pipeline.start(repo)
-    results: dict[str, Status] = {}
-    thread = threading.Thread(target=lambda: results.update(newer=pipeline.execute(newer)))
-    thread.start()
-    deadline = time.monotonic() + 120
-    while adapters.store.get_run("tiny", newer.number).status != "waiting":
-        assert time.monotonic() < deadline, "the newer run never waited"
-        assert thread.is_alive(), "the newer run finished without waiting for the older one"
-        time.sleep(0.2)
-    results["older"] = pipeline.execute(older)
-    thread.join(timeout=120)
-    assert results == {"older": Status.PASSED, "newer": Status.PASSED}
+    older = pipeline.queue(repo)
+    newer = pipeline.queue(repo)
+    # The newer run builds and tests, then its deploy turn has not come: it holds no worker.
+    assert pipeline.execute(newer) is Status.WAITING
+    parked = adapters.store.get_run("tiny", newer.number)
+    assert (parked.status, parked.message, parked.resume_from) == (
+        "waiting",
+        "waiting for run #1",
+        "staging",
+    )
+    assert pipeline.runs.driver("tiny", newer.number) is None
+    assert pipeline.runs.release_turns() == []  # run #1 is still queued
+    assert pipeline.execute(older) is Status.PASSED
+    assert [run.number for run in pipeline.runs.release_turns()] == [newer.number]
+    assert pipeline.execute(pipeline.context("tiny", newer.number)) is Status.PASSED
     older_run = adapters.store.get_run("tiny", older.number)
     newer_run = adapters.store.get_run("tiny", newer.number)
-    assert older_run.finished_at is not None and newer_run.stages[4].started_at is not None
-    assert newer_run.stages[4].started_at >= older_run.finished_at
+    stages = {s.name: s for s in newer_run.stages}
+    assert older_run.finished_at is not None and stages["staging"].started_at is not None
+    assert stages["staging"].started_at >= older_run.finished_at
+    # Resumed at staging: the build was not done again, and release found the build's archive.
+    assert stages["build"].finished_at is not None
+    assert stages["build"].finished_at < older_run.finished_at
+    assert stages["release"].status == "passed"
+    actions = [e.action for e in adapters.store.events(f"tiny#{newer.number}")]
+    assert "run.waiting" in actions and "run.queued" in actions
 
 
 def test_a_commit_without_shipyard_yaml_is_refused(repo: Path, adapters: Adapters) -> None:
     git(repo, "rm", "-q", "shipyard.yaml")
     commit(repo, "drop config")
     with pytest.raises(ConfigError, match=r"has no shipyard\.yaml"):
-        Pipeline(adapters).start(repo)
+        Pipeline(adapters).queue(repo)

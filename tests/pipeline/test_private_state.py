@@ -51,7 +51,7 @@ def live_repo(repo: Path, adapters: Adapters) -> Iterator[Path]:
 @pytest.mark.usefixtures("usual_umask")
 def test_a_run_to_live_leaves_the_state_private(live_repo: Path, adapters: Adapters) -> None:
     pipeline = Pipeline(adapters)
-    ctx = pipeline.start(live_repo)
+    ctx = pipeline.queue(live_repo)
     assert pipeline.execute(ctx) is Status.PASSED
     assert adapters.store.get_run("tiny", ctx.number).stages[-1].status == "passed"  # live
     state = adapters.state

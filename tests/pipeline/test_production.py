@@ -51,7 +51,7 @@ def release(repo: Path, adapters: Adapters, *, answer: str, port: int) -> Status
     (repo / "shipyard.yaml").write_text(f"{config}environments:\n  production:\n    port: {port}\n")
     commit(repo, f"version {answer} on port {port}")
     pipeline = Pipeline(adapters)
-    return pipeline.execute(pipeline.start(repo))
+    return pipeline.execute(pipeline.queue(repo))
 
 
 def answer_on(port: int) -> str:

@@ -76,5 +76,9 @@ class Executor(ABC):
         timeout: float,
         should_cancel: Callable[[], bool] = lambda: False,
         on_output: Callable[[str], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
     ) -> CommandResult:
-        """Run a shell command; append its output to ``log`` and pass each line to ``on_output``."""
+        """Run a shell command; append its output to ``log`` and pass each line to ``on_output``.
+
+        ``on_start`` gets the id of the process group leader once it runs, so the caller can
+        record it (a restarted server finds and stops a command its dead owner left)."""

@@ -123,12 +123,15 @@ class LocalExecutor(Executor):
         timeout: float,
         should_cancel: Callable[[], bool] = lambda: False,
         on_output: Callable[[str], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
     ) -> CommandResult:
         if not timeout > 0:
             raise InvalidInput(f"A command's timeout must be positive, got {timeout}")
         started = time.monotonic()
         with _LogSink(log) as sink:
             process = _spawn(command, cwd, env)
+            if on_start is not None:
+                _report_start(process, on_start)
             reader = threading.Thread(
                 target=_pump, args=(process.stdout, sink, on_output), daemon=True
             )
@@ -345,6 +348,16 @@ def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[
             f"Could not start `{command}` in {cwd}: {error.strerror}",
             hint="Check that the working directory exists and /bin/bash is installed.",
         ) from error
+
+
+def _report_start(process: subprocess.Popen[bytes], on_start: Callable[[int], None]) -> None:
+    """Pass the pid on; if recording it fails, the command must not run unaccounted for."""
+    try:
+        on_start(process.pid)
+    except BaseException:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
 
 
 def _pump(stream: IO[bytes], sink: _LogSink, on_output: Callable[[str], None] | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +12,12 @@ from typing import Any, Protocol
 
 from shipyard.adapters import Adapters
 from shipyard.config.schema import ProjectConfig
+from shipyard.coordination import HeldLease
 from shipyard.domain import Status
 from shipyard.errors import Cancelled, StageFailed, StageTimeout
 from shipyard.executor.interface import CommandResult, PythonEnv
 from shipyard.paths import StateDir, private_file
+from shipyard.processes import ProcessBook, ProcessKind
 from shipyard.store import Store, current_actor
 
 
@@ -72,6 +76,9 @@ class RunContext:
     build_info: dict[str, Any] = field(default_factory=dict)
     endpoints: dict[str, str] = field(default_factory=dict)
     results: dict[str, StageOutcome] = field(default_factory=dict)
+    # Set by the engine while it drives the run: its lease, and the worker's shutdown signal.
+    lease: HeldLease | None = None
+    stopping: threading.Event | None = None
 
     @property
     def state(self) -> StateDir:
@@ -108,6 +115,11 @@ class RunContext:
         return self.state.stage_log(self.project, self.number, stage)
 
     def cancelled(self) -> bool:
+        """Stop what runs now: the run was cancelled, its worker stops, or it lost the run."""
+        if self.stopping is not None and self.stopping.is_set():
+            return True
+        if self.lease is not None and self.lease.lost.is_set():
+            return True
         return self.store.cancel_requested(self.project, self.number)
 
     def check_cancelled(self) -> None:
@@ -144,15 +156,33 @@ class RunContext:
         # The project's root is importable, as it is for the model server.
         variables = {**self.shipyard_env(stage), "PYTHONPATH": str(self.code_dir), **(env or {})}
         full_env = executor.command_env(self.env, variables)
-        result = executor.run(
-            command,
-            cwd=self.code_dir,
-            env=full_env,
-            log=self.log_path(stage),
-            timeout=timeout,
-            should_cancel=self.cancelled,
-            on_output=lambda text: self.reporter.line(stage, text),
-        )
+        book, started = ProcessBook(self.store), []
+
+        def record(pid: int) -> None:
+            started.append(pid)
+            book.started(
+                ProcessKind.COMMAND,
+                pid,
+                project=self.project,
+                version=self.version,
+                run_id=self.store.get_run(self.project, self.number).id,
+                detail={"stage": stage, "command": command},
+            )
+
+        try:
+            result = executor.run(
+                command,
+                cwd=self.code_dir,
+                env=full_env,
+                log=self.log_path(stage),
+                timeout=timeout,
+                should_cancel=self.cancelled,
+                on_output=lambda text: self.reporter.line(stage, text),
+                on_start=record,
+            )
+        finally:
+            for pid in started:
+                book.ended(pid)
         if result.cancelled:
             raise Cancelled(f"Run {self.project}#{self.number} was cancelled during {stage}.")
         if result.timed_out:
@@ -166,8 +196,6 @@ class RunContext:
         self, seconds: float, *, poll: float = 0.2, until: Callable[[], bool] | None = None
     ) -> None:
         """Sleep, but notice a cancel (and an optional condition) within ``poll`` seconds."""
-        import time
-
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.check_cancelled()

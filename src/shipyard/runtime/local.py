@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from shipyard.errors import InvalidInput, RuntimeFailure
 from shipyard.paths import private_file
-from shipyard.processes import pid_alive
+from shipyard.processes import ProcessBook, ProcessKind, pid_alive
 from shipyard.runtime.interface import Backend, RunningServer, Runtime, ServerSpec, VersionStats
 from shipyard.runtime.routes import RouteTable, Shadow, pin_digest
 
@@ -46,10 +46,12 @@ LOG_TAIL_LINES = 20
 
 
 class LocalRuntime(Runtime):
-    def __init__(self) -> None:
+    def __init__(self, book: ProcessBook | None = None) -> None:
         # Children started by this object: polling them reaps them, so a dead child is not
         # mistaken for a live zombie by is_alive.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # Where each server and gateway is recorded with its owner, for `down` and restarts.
+        self.book = book
 
     # --- model servers -----------------------------------------------------------------------
 
@@ -60,6 +62,7 @@ class LocalRuntime(Runtime):
         try:
             command = server_command(spec, sock.fileno())
             process = self._spawn(command, spec.code_dir, server_environment(spec), spec.log, sock)
+            self._record(ProcessKind.MODEL_SERVER, process.pid, spec.version, spec.code_dir)
         finally:
             sock.close()
         endpoint = f"http://127.0.0.1:{port}"
@@ -98,7 +101,13 @@ class LocalRuntime(Runtime):
         self._children[process.pid] = process
         return process
 
+    def _record(self, kind: ProcessKind, pid: int, version: str | None, where: Path) -> None:
+        if self.book is not None:
+            self.book.started(kind, pid, version=version, detail={"dir": str(where)})
+
     def stop_server(self, pid: int) -> None:
+        if self.book is not None:
+            self.book.ended(pid)
         if not self.is_alive(pid):
             return
         signal_group(pid, signal.SIGTERM)
@@ -160,6 +169,7 @@ class LocalRuntime(Runtime):
         log = environment_dir / "gateway.log"
         try:
             process = self._spawn(command, environment_dir, dict(os.environ), log, sock)
+            self._record(ProcessKind.GATEWAY, process.pid, None, environment_dir)
         finally:
             sock.close()
         generation = read_generation(routes)

@@ -1,28 +1,53 @@
-"""Runs: queue a commit, read runs.
+"""Runs: queue a commit, claim and re-queue runs, cancel, read runs and their logs.
 
 A run is queued with its commit pinned and its ``shipyard.yaml`` validated, so a bad file is
 refused before any work; a worker (the server's, or ``shipyard run`` in the foreground) then
-claims it by lease and drives it (``pipeline/engine.py``).
+claims it by taking its lease ``run:<project>#<number>`` and drives it (``pipeline/engine.py``).
+The lease is the only answer to "is somebody driving this run?": a run whose lease expired
+while it was running lost its driver, and goes back to the queue at the stage it was in.
+
+Deploy ordering: runs of a project take the deploy turn (lease ``deploy:<project>``, from
+``staging`` to their end) in number order. A run whose turn has not come is parked (waiting,
+holding no worker) and re-queued once no older run of its project is still going.
 """
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 
 from shipyard.adapters import Adapters
 from shipyard.config.loader import parse_config
-from shipyard.errors import ConfigError
+from shipyard.coordination import HeldLease
+from shipyard.coordination.interface import DEFAULT_TTL
+from shipyard.domain import DEPLOY_STAGES, STAGES, Status
+from shipyard.errors import ConfigError, InvalidInput
 from shipyard.git import repository_root, resolve_commit, show_file
-from shipyard.services.views import RunView
+from shipyard.services.views import LogChunk, RunView
+from shipyard.store.queue import QueuedRun, RunQueue
 
-__all__ = ["CONFIG_FILE", "Runs"]
+__all__ = ["CONFIG_FILE", "DEPLOY_TURN", "Runs", "deploy_lease", "run_lease"]
 
 CONFIG_FILE = "shipyard.yaml"
+DEPLOY_TURN = DEPLOY_STAGES[0]  # where a run waits for its deploy turn
+LOG_CHUNK = 64 * 1024  # bytes of a stage log per read
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
+
+
+def run_lease(project: str, number: int) -> str:
+    return f"run:{project}#{number}"
+
+
+def deploy_lease(project: str) -> str:
+    return f"deploy:{project}"
 
 
 class Runs:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
+        self.queue_rows = RunQueue(adapters.store)
+
+    # -- queueing and reading ------------------------------------------------------------------
 
     def queue(
         self, path: Path, ref: str = "HEAD", *, trigger: str = "cli", branch: str | None = None
@@ -50,3 +75,146 @@ class Runs:
 
     def list(self, project: str | None = None, limit: int = 20) -> list[RunView]:
         return [RunView.of(run) for run in self.adapters.store.list_runs(project, limit)]
+
+    def log(self, project: str, number: int, stage: str, offset: int = 0) -> LogChunk:
+        """The stage's log from byte ``offset`` on; ``finished`` once nothing more will come."""
+        if stage not in STAGES:
+            raise InvalidInput(
+                f"There is no stage {stage!r}.", hint=f"Stages: {', '.join(STAGES)}."
+            )
+        if offset < 0:
+            raise InvalidInput(f"offset must be 0 or more, not {offset}.")
+        run = self.adapters.store.get_run(project, number)
+        row = next(row for row in run.stages if row.name == stage)
+        # Read the status first: a stage that has finished has written its whole log.
+        finished = Status(row.status).finished or Status(run.status).finished
+        path = self.adapters.state.stage_log(project, number, stage)
+        data = b""
+        if path.is_file():
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(LOG_CHUNK)
+        more = len(data) == LOG_CHUNK
+        text = data.decode("utf-8", errors="replace")
+        return LogChunk(text=text, offset=offset + len(data), finished=finished and not more)
+
+    # -- cancelling ----------------------------------------------------------------------------
+
+    def cancel(self, project: str, number: int) -> RunView:
+        """Ask the run's driver to stop it; a run nobody drives is cancelled here and now."""
+        store = self.adapters.store
+        store.request_cancel(project, number)
+        if self.driver(project, number) is None:
+            reason = "cancelled while no worker was driving it"
+            for row in store.get_run(project, number).stages:
+                if not Status(row.status).finished:
+                    store.set_stage_status(project, number, row.name, Status.SKIPPED, reason)
+            store.set_run_status(project, number, Status.CANCELLED, reason, worker=None)
+        return self.get(project, number)
+
+    def driver(self, project: str, number: int) -> str | None:
+        """The owner driving the run now, None when nobody does."""
+        holder = self.adapters.leases.holder(run_lease(project, number))
+        return holder.owner if holder is not None else None
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    def claim(
+        self, project: str, number: int, owner: str, ttl: float = DEFAULT_TTL
+    ) -> HeldLease | None:
+        """Take the queued run for ``owner``: its lease (kept alive) and the run's row."""
+        lease = self.adapters.leases.hold(run_lease(project, number), owner, ttl)
+        if lease is None:
+            return None
+        if not self.queue_rows.take(project, number, owner):
+            lease.release()  # it was not queued (any more): someone else drove it meanwhile
+            return None
+        return lease
+
+    def claim_next(
+        self, owner: str, ttl: float = DEFAULT_TTL
+    ) -> tuple[QueuedRun, HeldLease] | None:
+        """The oldest queued run whose lease is free, claimed for ``owner``; None when none."""
+        for run in self.queue_rows.runs(Status.QUEUED):
+            lease = self.claim(run.project, run.number, owner, ttl)
+            if lease is not None:
+                return run, lease
+        return None
+
+    # -- parking and re-queueing ---------------------------------------------------------------
+
+    def park(self, project: str, number: int, stage: str, message: str) -> RunView:
+        """The run waits at ``stage`` holding no worker, until :meth:`requeue` (or its turn)."""
+        self.queue_rows.park(project, number, stage, message)
+        return self.get(project, number)
+
+    def requeue(self, project: str, number: int, from_stage: str) -> RunView:
+        """A parked (waiting) run back to the queue, to run again from ``from_stage``."""
+        if from_stage not in STAGES:
+            raise InvalidInput(
+                f"There is no stage {from_stage!r}.", hint=f"Stages: {', '.join(STAGES)}."
+            )
+        moved = self.queue_rows.put_back(
+            project, number, from_stage, expect=(Status.WAITING,), why=f"resumed at {from_stage}"
+        )
+        if not moved:
+            status = self.get(project, number).status
+            raise InvalidInput(
+                f"Run {project}#{number} is {status}, not waiting: there is nothing to resume.",
+                hint="`shipyard status` shows where each run is.",
+            )
+        return self.get(project, number)
+
+    def interrupted(self, project: str, number: int, owner: str) -> bool:
+        """Re-queue a running run whose driver ``owner`` stopped, at the stage it was in."""
+        stage = self.queue_rows.running_stage(project, number)
+        return self.queue_rows.put_back(
+            project,
+            number,
+            stage,
+            expect=(Status.RUNNING,),
+            why=f"retried after {owner} stopped",
+        )
+
+    def recover(self) -> builtins.list[RunView]:
+        """Re-queue every running run whose lease expired: its driver died mid-stage."""
+        moved = []
+        for run in self.queue_rows.runs(Status.RUNNING):
+            if self.driver(run.project, run.number) is not None:
+                continue
+            if self.interrupted(run.project, run.number, run.worker or "its worker"):
+                moved.append(self.get(run.project, run.number))
+        return moved
+
+    # -- the deploy turn -----------------------------------------------------------------------
+
+    def turn_blocker(self, project: str, number: int) -> str | None:
+        """Why run ``number`` may not deploy yet ("run #3"), None when its turn has come."""
+        for run in self.adapters.store.active_runs(project):
+            if run.number < number:
+                return f"run #{run.number}"
+        holder = self.adapters.leases.holder(deploy_lease(project))
+        if holder is not None and not holder.owner.startswith(f"{project}#{number}@"):
+            return f"the deploy turn ({holder.owner.partition('@')[0]})"
+        return None
+
+    def release_turns(self) -> builtins.list[RunView]:
+        """Re-queue each run parked for its deploy turn once that turn has come."""
+        moved = []
+        for run in self.queue_rows.runs(Status.WAITING):
+            if run.resume_from != DEPLOY_TURN or not (run.message or "").startswith(TURN_WAIT):
+                continue
+            if self.turn_blocker(run.project, run.number) is not None:
+                continue
+            if self.queue_rows.put_back(
+                run.project,
+                run.number,
+                DEPLOY_TURN,
+                expect=(Status.WAITING,),
+                why="its deploy turn has come",
+            ):
+                moved.append(self.get(run.project, run.number))
+        return moved
+
+
+TURN_WAIT = "waiting for "  # the message of a run parked for its deploy turn

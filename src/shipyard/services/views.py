@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from shipyard.domain import Status
 from shipyard.store.models import Run, StageRun
 
-__all__ = ["RunView", "StageView"]
+__all__ = ["LogChunk", "RunView", "StageView"]
 
 
 class View(BaseModel):
@@ -70,3 +70,11 @@ class RunView(View):
             finished_at=row.finished_at,
             stages=[StageView.of(stage) for stage in row.stages],
         )
+
+
+class LogChunk(View):
+    """A piece of a stage's log: ``text`` up to byte ``offset`` (ask again from there)."""
+
+    text: str
+    offset: int
+    finished: bool  # the stage is over and the log has been read to its end
