@@ -68,7 +68,7 @@ def services(state: Path | None, server: str | None = None) -> Services | Remote
     return RemoteServices(server, token)
 
 
-def pick_project(a: Adapters, project: str | None) -> str:
+def pick_project(found: Adapters | Services | RemoteServices, project: str | None) -> str:
     if project:
         return project
     local = Path("shipyard.yaml")
@@ -76,7 +76,7 @@ def pick_project(a: Adapters, project: str | None) -> str:
         from shipyard.config.loader import load_config
 
         return load_config(local).name
-    names = [p.name for p in a.store.list_projects()]
+    names = _project_names(found)
     if len(names) == 1:
         return names[0]
     if not names:
@@ -86,6 +86,18 @@ def pick_project(a: Adapters, project: str | None) -> str:
         )
     raise InvalidInput(
         f"Several projects are known ({', '.join(names)}).", hint="Choose one with --project NAME."
+    )
+
+
+def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
+    if isinstance(found, Adapters):
+        return [p.name for p in found.store.list_projects()]
+    from shipyard.services import Services
+
+    if isinstance(found, Services):
+        return _project_names(found.adapters)
+    raise InvalidInput(
+        "Which project? A server may hold several.", hint="Name it with --project NAME."
     )
 
 

@@ -35,7 +35,9 @@ def create(
 ) -> None:
     """Create a token; its secret is printed once and only its digest is kept."""
     token, secret = services(state, server).tokens.create(name, role)
-    console.print(f"token [bold]{token.name}[/] ({token.role}) created; it will not be shown again:")
+    console.print(
+        f"token [bold]{token.name}[/] ({token.role}) created; it will not be shown again:"
+    )
     sys.stdout.write(secret + "\n")
 
 
