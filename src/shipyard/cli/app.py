@@ -13,19 +13,28 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, rollout
+from shipyard.cli import analysis, artifacts, environments, rollout, tokens
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
+    ServerOption,
     StateOption,
     adapters,
     console,
     err,
     pick_project,
+    services,
 )
-from shipyard.cli.render import RichReporter, print_json, run_dict, run_table, runs_table
+from shipyard.cli.render import (
+    LogTail,
+    RichReporter,
+    print_json,
+    run_dict,
+    run_table,
+    runs_table,
+)
 from shipyard.domain import STAGES, Status
-from shipyard.errors import InvalidInput
+from shipyard.services.views import RunView
 
 app = typer.Typer(
     name="shipyard",
@@ -84,7 +93,7 @@ def run(
         f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]} ({ref})"
     )
     final = pipeline.execute(ctx)
-    result = a.store.get_run(ctx.project, ctx.number)
+    result = RunView.of(a.store.get_run(ctx.project, ctx.number))
     if as_json:
         print_json(console, run_dict(result))
     else:
@@ -102,17 +111,18 @@ def status(
     ] = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show recent runs, or one run's stages."""
-    a = adapters(state)
+    found = services(state, server)
     if number is None:
-        runs = list(a.store.list_runs(project))
+        runs = found.runs.list(project)
         print_json(console, [run_dict(r) for r in runs]) if as_json else console.print(
             runs_table(runs)
         )
         return
-    one = a.store.get_run(pick_project(a, project), number)
+    one = found.runs.get(pick_project(found, project), number)
     print_json(console, run_dict(one)) if as_json else console.print(run_table(one))
 
 
@@ -125,25 +135,17 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Print a run's stage logs."""
-    if stage is not None and stage not in STAGES:
-        raise InvalidInput(f"There is no stage {stage!r}.", hint=f"Stages: {', '.join(STAGES)}.")
-    a = adapters(state)
-    name = pick_project(a, project)
-    a.store.get_run(name, number)  # a run that does not exist is an error, not empty logs
-    stages = [stage] if stage else list(STAGES)
-    offsets = dict.fromkeys(stages, 0)
+    found = services(state, server)
+    name = pick_project(found, project)
+    found.runs.get(name, number)  # a run that does not exist is an error, not empty logs
+    tails = [LogTail(one) for one in ([stage] if stage else STAGES)]
     while True:
-        for one in stages:
-            path = a.state.stage_log(name, number, one)
-            if path.is_file():
-                with path.open(encoding="utf-8", errors="replace") as handle:
-                    handle.seek(offsets[one])
-                    for line in handle:
-                        sys.stdout.write(f"{one:<8}| {line}")
-                    offsets[one] = handle.tell()
-        if not follow or Status(a.store.get_run(name, number).status).finished:
+        for tail in tails:
+            tail.read(found.runs, name, number, sys.stdout, follow=follow)
+        if not follow or all(tail.finished for tail in tails):
             break
         time.sleep(0.5)
 
@@ -153,19 +155,13 @@ def cancel(
     number: Annotated[int, typer.Argument(help="Run number.")],
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Cancel a run: its running command and all its children are stopped."""
-    from shipyard.processes import pid_alive
-
-    a = adapters(state)
-    name = pick_project(a, project)
-    one = a.store.request_cancel(name, number)
-    if not one.pid or not pid_alive(one.pid):
-        # Nobody is driving this run any more: record the cancel directly.
-        a.store.set_run_status(
-            name, number, Status.CANCELLED, "cancelled while no process was driving it"
-        )
-    console.print(f"cancel requested for {name}#{number}")
+    found = services(state, server)
+    name = pick_project(found, project)
+    one = found.runs.cancel(name, number)
+    console.print(f"cancel requested for {name}#{number} ({one.status})")
 
 
 @app.command()
@@ -188,3 +184,4 @@ artifacts.register(app)
 analysis.register(app)
 environments.register(app)
 rollout.register(app)
+tokens.register(app)

@@ -1,15 +1,21 @@
-"""What every command module shares: consoles, common options, and finding the project."""
+"""What every command module shares: consoles, common options, the services a command calls
+(this state directory's, or a server's), and finding the project."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from shipyard.services import Services
+    from shipyard.services.remote import RemoteServices
 
 console = Console()
 err = Console(stderr=True)
@@ -26,6 +32,12 @@ ProjectOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SERVER_HELP = "A Shipyard server's URL (default: $SHIPYARD_SERVER); its token is $SHIPYARD_TOKEN."
+ServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help=SERVER_HELP, envvar="SHIPYARD_SERVER", show_envvar=False),
+]
+TOKEN_ENV = "SHIPYARD_TOKEN"
 
 
 def adapters(state: Path | None) -> Adapters:
@@ -34,7 +46,29 @@ def adapters(state: Path | None) -> Adapters:
     return open_adapters(state)
 
 
-def pick_project(a: Adapters, project: str | None) -> str:
+def services(state: Path | None, server: str | None = None) -> Services | RemoteServices:
+    """What a command calls: a server's services when it names one, else this state directory's.
+
+    The one place the CLI chooses; both sides have the same methods and return the same views,
+    so a command prints the same either way.
+    """
+    if not server:
+        from shipyard.services import Services
+
+        return Services(adapters(state))
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise InvalidInput(
+            f"Talking to the server at {server} needs an API token in ${TOKEN_ENV}.",
+            hint="Ask an admin for one (`shipyard token create NAME --role ...` on the server), "
+            f"then `export {TOKEN_ENV}=...`.",
+        )
+    from shipyard.services.remote import RemoteServices
+
+    return RemoteServices(server, token)
+
+
+def pick_project(found: Adapters | Services | RemoteServices, project: str | None) -> str:
     if project:
         return project
     local = Path("shipyard.yaml")
@@ -42,7 +76,7 @@ def pick_project(a: Adapters, project: str | None) -> str:
         from shipyard.config.loader import load_config
 
         return load_config(local).name
-    names = [p.name for p in a.store.list_projects()]
+    names = _project_names(found)
     if len(names) == 1:
         return names[0]
     if not names:
@@ -52,6 +86,18 @@ def pick_project(a: Adapters, project: str | None) -> str:
         )
     raise InvalidInput(
         f"Several projects are known ({', '.join(names)}).", hint="Choose one with --project NAME."
+    )
+
+
+def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
+    if isinstance(found, Adapters):
+        return [p.name for p in found.store.list_projects()]
+    from shipyard.services import Services
+
+    if isinstance(found, Services):
+        return _project_names(found.adapters)
+    raise InvalidInput(
+        "Which project? A server may hold several.", hint="Name it with --project NAME."
     )
 
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
+from shipyard.server.api import health, runs, tokens
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -20,6 +21,9 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(ShipyardError, _error)  # type: ignore[arg-type]
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(tokens.router)
     return app
 
 

@@ -8,9 +8,10 @@ Webhooks do not use tokens: their signature is their authentication (``hooks.py`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from shipyard.domain import TokenRole
 from shipyard.errors import Forbidden, Unauthorized
@@ -19,27 +20,44 @@ from shipyard.services import Services
 from shipyard.services.tokens import TokenView
 from shipyard.store import acting_as
 
-__all__ = ["require"]
+__all__ = ["Require", "require"]
 
 
-def require(role: TokenRole) -> Callable[..., Iterator[TokenView]]:
-    """A dependency: the calling token, when its role allows ``role``."""
+class Require:
+    """A dependency: the calling token, when its role allows ``role``.
 
-    def caller(request: Request, found: Services = Depends(services)) -> Iterator[TokenView]:
-        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthorized(
-                "This needs an API token.",
-                hint="Send `Authorization: Bearer <token>` (`shipyard token create`).",
-            )
-        token = found.tokens.authenticate(secret.strip())
+    A class rather than a closure so the role a route needs can be read back from the app
+    (the tests check every route against every role). Asynchronous on purpose: a synchronous
+    dependency runs in a worker thread's copy of the context, so ``acting_as`` would not reach
+    the route; set here, in the request's own task, it does.
+    """
+
+    def __init__(self, role: TokenRole) -> None:
+        self.role = role
+
+    async def __call__(
+        self, request: Request, found: Services = Depends(services)
+    ) -> AsyncIterator[TokenView]:
+        token = await run_in_threadpool(found.tokens.authenticate, _bearer(request))
         if token is None:
             raise Unauthorized("The API token is unknown or revoked.")
-        if not token.role.allows(role):
+        if not token.role.allows(self.role):
             raise Forbidden(
-                f"Token {token.name!r} has role {token.role}; this needs {role} or above."
+                f"Token {token.name!r} has role {token.role}; this needs {self.role} or above."
             )
         with acting_as(token.name):
             yield token
 
-    return caller
+
+def require(role: TokenRole) -> Require:
+    return Require(role)
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized(
+            "This needs an API token.",
+            hint="Send `Authorization: Bearer <token>` (`shipyard token create`).",
+        )
+    return secret.strip()
