@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, rollout, tokens
+from shipyard.cli import analysis, approvals, artifacts, environments, rollout, tokens
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -185,3 +185,4 @@ analysis.register(app)
 environments.register(app)
 rollout.register(app)
 tokens.register(app)
+approvals.register(app)

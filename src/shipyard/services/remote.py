@@ -28,6 +28,7 @@ from shipyard.errors import (
     TooLarge,
     Unauthorized,
 )
+from shipyard.services.approvals import ApprovalView
 from shipyard.services.tokens import NewToken, TokenView
 from shipyard.services.views import LogChunk, RunView
 
@@ -155,6 +156,28 @@ class RemoteTokens:
         return self.api.one(TokenView, "DELETE", f"/api/v1/tokens/{segment(name)}")
 
 
+class RemoteApprovals:
+    """The role check is the server's: it knows the token; ``role`` is ignored here."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def pending(self, project: str | None = None) -> builtins.list[ApprovalView]:
+        return self.api.many(ApprovalView, "/api/v1/approvals", project=project)
+
+    def approve(
+        self, project: str, number: int, reason: str | None = None, *, role: TokenRole | None = None
+    ) -> ApprovalView:
+        path = f"/api/v1/runs/{segment(project)}/{segment(number)}/approve"
+        return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
+
+    def reject(
+        self, project: str, number: int, reason: str, *, role: TokenRole | None = None
+    ) -> ApprovalView:
+        path = f"/api/v1/runs/{segment(project)}/{segment(number)}/reject"
+        return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
+
+
 class RemoteServices:
     """``Services`` over HTTP: the same attributes, methods and read models."""
 
@@ -168,3 +191,7 @@ class RemoteServices:
     @cached_property
     def tokens(self) -> RemoteTokens:
         return RemoteTokens(self.api)
+
+    @cached_property
+    def approvals(self) -> RemoteApprovals:
+        return RemoteApprovals(self.api)
