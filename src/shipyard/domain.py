@@ -56,6 +56,15 @@ class Gate(StrEnum):
         return TokenRole.QA if self is Gate.RELEASE else TokenRole.RELEASER
 
 
+class NoticeKind(StrEnum):
+    """What the server notifies a team of (outgoing webhooks, ``shipyard notify``)."""
+
+    RUN_FAILED = "run.failed"
+    APPROVAL_NEEDED = "approval.needed"
+    ROLLED_BACK = "rolled-back"
+    LIVE = "live"
+
+
 class ApprovalStatus(StrEnum):
     WAITING = "waiting"
     APPROVED = "approved"

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from shipyard.adapters import Adapters
 from shipyard.services.approvals import Approvals
+from shipyard.services.notifications import Notifications
 from shipyard.services.runs import Runs
 from shipyard.services.tokens import Tokens
 
@@ -33,3 +34,7 @@ class Services:
     @cached_property
     def approvals(self) -> Approvals:
         return Approvals(self.adapters)
+
+    @cached_property
+    def notifications(self) -> Notifications:
+        return Notifications(self.adapters)
