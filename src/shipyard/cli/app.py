@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, approvals, artifacts, environments, rollout, tokens
+from shipyard.cli import analysis, approvals, artifacts, environments, notify, rollout, tokens
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -186,3 +186,4 @@ environments.register(app)
 rollout.register(app)
 tokens.register(app)
 approvals.register(app)
+notify.register(app)

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
-from shipyard.server.api import approvals, health, runs, tokens
+from shipyard.server.api import approvals, health, notifications, runs, tokens
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -25,6 +25,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(tokens.router)
     app.include_router(approvals.router)
+    app.include_router(notifications.router)
     return app
 
 

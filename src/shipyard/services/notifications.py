@@ -56,7 +56,7 @@ class Notifications:
     ) -> TargetView:
         url = url.strip()
         host = _checked(url)
-        kinds = sorted(set(events or []))
+        kinds = [kind for kind in NoticeKind if kind in (events or [])]  # in a stable order
         with self.store.session() as s:
             row = NotificationTarget(
                 url=url,

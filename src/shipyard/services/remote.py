@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from shipyard.domain import TokenRole
+from shipyard.domain import NoticeKind, TokenRole
 from shipyard.errors import (
     Conflict,
     Forbidden,
@@ -29,6 +29,7 @@ from shipyard.errors import (
     Unauthorized,
 )
 from shipyard.services.approvals import ApprovalView
+from shipyard.services.notifications import TargetView
 from shipyard.services.tokens import NewToken, TokenView
 from shipyard.services.views import LogChunk, RunView
 
@@ -178,6 +179,23 @@ class RemoteApprovals:
         return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
 
 
+class RemoteNotifications:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def add(
+        self, url: str, events: builtins.list[NoticeKind] | None = None, project: str | None = None
+    ) -> TargetView:
+        body = {"url": url, "events": [e.value for e in events or []], "project": project}
+        return self.api.one(TargetView, "POST", "/api/v1/notifications", json=body)
+
+    def list(self) -> builtins.list[TargetView]:
+        return self.api.many(TargetView, "/api/v1/notifications")
+
+    def remove(self, target: int) -> TargetView:
+        return self.api.one(TargetView, "DELETE", f"/api/v1/notifications/{segment(target)}")
+
+
 class RemoteServices:
     """``Services`` over HTTP: the same attributes, methods and read models."""
 
@@ -195,3 +213,7 @@ class RemoteServices:
     @cached_property
     def approvals(self) -> RemoteApprovals:
         return RemoteApprovals(self.api)
+
+    @cached_property
+    def notifications(self) -> RemoteNotifications:
+        return RemoteNotifications(self.api)
