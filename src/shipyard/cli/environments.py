@@ -115,18 +115,6 @@ def observed_state(deployment: Any, runtime: Runtime) -> str:
     return str(deployment.state)
 
 
-def down(
-    project: ProjectOption = None,
-    state: StateOption = None,
-) -> None:
-    """Stop every deployment and gateway of the state directory (or of one project)."""
-    from shipyard.pipeline import deploy as deployments
-
-    rows = deployments.stop_all(adapters(state), project)
-    stopped = {(d.project, d.environment) for d in rows}
-    console.print(f"stopped {len(rows)} deployment(s) in {len(stopped)} environment(s)")
-
-
 def _deployment_dict(d: Any) -> dict[str, Any]:
     return {
         "project": d.project,
@@ -141,5 +129,5 @@ def _deployment_dict(d: Any) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (deploy, rollback, envs, down):
+    for command in (deploy, rollback, envs):
         app.command()(command)

@@ -13,6 +13,7 @@ from functools import cached_property
 from shipyard.adapters import Adapters
 from shipyard.services.approvals import Approvals
 from shipyard.services.notifications import Notifications
+from shipyard.services.processes import Processes
 from shipyard.services.runs import Runs
 from shipyard.services.tokens import Tokens
 
@@ -38,3 +39,7 @@ class Services:
     @cached_property
     def notifications(self) -> Notifications:
         return Notifications(self.adapters)
+
+    @cached_property
+    def processes(self) -> Processes:
+        return Processes(self.adapters)
