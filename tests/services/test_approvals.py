@@ -14,6 +14,7 @@ from shipyard.errors import ConfigError, Conflict, Forbidden, InvalidInput
 from shipyard.pipeline.context import RunContext
 from shipyard.pipeline.stages import production
 from shipyard.services import Services
+from shipyard.services.approvals import ApprovalView
 from shipyard.store import acting_as
 from shipyard.store.models import utcnow
 from shipyard.wiring import open_adapters
@@ -252,3 +253,22 @@ def test_an_approval_timeout_needs_manual_approval() -> None:
         CONFIG.format(release=AUTO, canary="{approval: manual, approval_timeout: 2h}")
     )
     assert config.canary is not None and config.canary.approval_timeout == 7200
+
+
+def test_a_run_cancelled_while_it_waited_is_left_cancelled_when_its_request_expires(
+    services: Services,
+) -> None:
+    ctx = new_run(services, release="{approval: manual, approval_timeout: 0.2s}")
+    parked_at(services, ctx, Gate.RELEASE)
+    late = new_run(services, release="{approval: manual, approval_timeout: 0.2s}")
+    parked_at(services, late, Gate.RELEASE)
+    assert services.runs.cancel("tiny", ctx.number).status is Status.CANCELLED
+    assert [p.run for p in services.approvals.pending()] == [late.number]
+    deadline = time.monotonic() + 10
+    expired: list[ApprovalView] = []
+    while not expired and time.monotonic() < deadline:
+        expired = services.approvals.expire_overdue()
+        time.sleep(0.05)
+    assert sorted(view.run for view in expired) == [ctx.number, late.number]
+    assert services.runs.get("tiny", ctx.number).status is Status.CANCELLED
+    assert services.runs.get("tiny", late.number).status is Status.QUEUED  # to fail at its gate

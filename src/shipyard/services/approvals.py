@@ -10,6 +10,7 @@ decision is kept three times: in the row, in the audit log and in the artifact's
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from shipyard.adapters import Adapters
 from shipyard.config.schema import GateConfig, ProjectConfig, duration_text
 from shipyard.domain import ApprovalStatus, Gate, Status, TokenRole
-from shipyard.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shipyard.errors import Conflict, Forbidden, InvalidInput, NotFound, ShipyardError
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.services.runs import Runs
 from shipyard.services.views import View
@@ -27,6 +28,8 @@ from shipyard.store import Store, current_actor
 from shipyard.store.models import Approval, Artifact, Project, Run, utcnow
 
 __all__ = ["ApprovalView", "Approvals"]
+
+log = logging.getLogger("shipyard.approvals")
 
 
 class ApprovalView(View):
@@ -157,15 +160,21 @@ class Approvals:
         again (the process that decided died in between). The server calls this every few
         seconds."""
         with self.store.session() as s:
-            expired = []
-            for row, run, name in self._overdue(s):
+            expired, parked = [], []
+            for row, run, name in self._past_deadline(s):
                 self._settle(s, row, run, ApprovalStatus.EXPIRED, None)
-                expired.append(ApprovalView.of(row, name, run.number))
-            stranded = self._stranded(s)
+                view = ApprovalView.of(row, name, run.number)
+                expired.append(view)
+                if run.status == Status.WAITING.value:  # not one cancelled while it waited
+                    parked.append(view)
+            parked += self._stranded(s)
         for view in expired:
             self._record_in_build_info(view.project, view.run, view)
-        for view in [*expired, *stranded]:
-            self._resume(view)
+        for view in parked:
+            try:
+                self._resume(view)
+            except ShipyardError as exc:  # moved meanwhile (cancelled, resumed): nothing to do
+                log.info("approvals: %s#%d not resumed: %s", view.project, view.run, exc)
         return expired
 
     def _decide(
@@ -235,7 +244,7 @@ class Approvals:
         Runs(self.adapters).requeue(view.project, view.run, view.gate.value)
 
     @staticmethod
-    def _overdue(s: Session) -> list[tuple[Approval, Run, str]]:
+    def _past_deadline(s: Session) -> list[tuple[Approval, Run, str]]:
         query = (
             select(Approval, Run, Project.name)
             .join(Run, Approval.run_id == Run.id)
