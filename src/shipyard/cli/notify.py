@@ -14,12 +14,22 @@ from shipyard.domain import NoticeKind
 if TYPE_CHECKING:
     from shipyard.services.notifications import TargetView
 
-notify_app = typer.Typer(
-    name="notify",
-    help="Outgoing webhooks: a run failed, an approval is needed, a rollback, a release live.",
-    no_args_is_help=True,
-)
+notify_app = typer.Typer(name="notify")
 KINDS = ", ".join(NoticeKind)
+
+
+@notify_app.callback(invoke_without_command=True)
+def notify(
+    ctx: typer.Context,
+    state: StateOption = None,
+    server: ServerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Outgoing webhooks: a run failed, an approval is needed, a rollback, a release live.
+
+    Without a subcommand, the targets (as `shipyard notify list`)."""
+    if ctx.invoked_subcommand is None:
+        list_targets(state, server, as_json)
 
 
 @notify_app.command()
@@ -48,6 +58,9 @@ def list_targets(
     targets = services(state, server).notifications.list()
     if as_json:
         print_json(console, [target.model_dump(mode="json") for target in targets])
+        return
+    if not targets:
+        console.print("no notification targets: `shipyard notify add URL` adds one")
         return
     table = Table(title="notification targets", title_justify="left")
     for column in ("id", "url", "events", "project", "added by"):
