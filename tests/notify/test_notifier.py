@@ -226,6 +226,7 @@ def test_only_http_urls_are_targets(services: Services) -> None:
         "example.com/hook",
         "http://",
         "http://h:x/",
+        "http://[::1",
     ):
         with pytest.raises(InvalidInput, match="is not an http"):
             services.notifications.add(url)

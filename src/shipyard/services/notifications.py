@@ -98,10 +98,10 @@ class Notifications:
 
 def _checked(url: str) -> str:
     """The URL's host, when it is an http(s) URL a notice can be posted to."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # a port that is not a number
+    except ValueError:  # a port that is not a number, a broken [IPv6] host
         valid = False
     if not valid or any(c.isspace() for c in url):
         raise InvalidInput(
