@@ -1,6 +1,7 @@
 """A real `shipyard server`: a run waits at its release gate holding no worker, a qa token
 approves it through the API and it goes on to pass; an unanswered one times out and fails; a
-receiver on 127.0.0.1 hears of both from the server's notifier."""
+receiver on 127.0.0.1 hears of both from the server's notifier, a dead one beside it slowing
+nothing."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def test_a_server_parks_a_run_for_qa_and_drives_it_on_once_approved_or_fails_it_
 ) -> None:
     services = Services(adapters)
     url, posted = notices
+    services.notifications.add(f"http://127.0.0.1:{free_port()}/nobody-listens")  # a dead one
     services.notifications.add(url)
     with acting_as("root"):
         _, qa = services.tokens.create("quinn", TokenRole.QA)
@@ -87,7 +89,8 @@ def test_a_server_parks_a_run_for_qa_and_drives_it_on_once_approved_or_fails_it_
     try:
         wait_for(lambda: services.runs.get("tiny", first).status == "waiting", "run #1 to wait")
         assert services.runs.get("tiny", first).message == "waiting for approval of release by qa"
-        assert services.runs.driver("tiny", first) is None  # no worker held while it waits
+        # It holds no worker while it waits (the lease goes just after the run is parked).
+        wait_for(lambda: services.runs.driver("tiny", first) is None, "the worker to let go")
         wait_for(lambda: any(b["event"] == "approval.needed" for b in posted), "the notice")
 
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
@@ -118,3 +121,5 @@ def test_a_server_parks_a_run_for_qa_and_drives_it_on_once_approved_or_fails_it_
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
+    failures = [e for e in adapters.store.events(limit=1000) if e.action == "notification.failed"]
+    assert failures and all(e.detail["host"].endswith("/...") for e in failures)

@@ -131,11 +131,13 @@ class Notifier:
                 target.url,
                 backoff=self.backoff,
                 timeout=self.timeout,
-                on_done=partial(self._done, target.id),
+                on_done=partial(self._done, target.id, redacted(target.url)),
             )
         return self.couriers[target.id]
 
-    def _done(self, target: int, delivery: Delivery, attempts: int, error: str | None) -> None:
+    def _done(
+        self, target: int, host: str, delivery: Delivery, attempts: int, error: str | None
+    ) -> None:
         """A notice that never got through is worth an audit line: someone was not told."""
         if error is None:
             return
@@ -145,7 +147,7 @@ class Notifier:
                 "notification.failed",
                 delivery.subject,
                 target=target,
-                host=redacted(self.couriers[target].url) if target in self.couriers else None,
+                host=host,
                 attempts=attempts,
                 error=error,
             )
