@@ -13,19 +13,38 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, projects, rollout, server
+from shipyard.cli import (
+    analysis,
+    approvals,
+    artifacts,
+    environments,
+    notify,
+    projects,
+    rollout,
+    server,
+    tokens,
+)
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
+    ServerOption,
     StateOption,
     adapters,
     console,
     err,
     pick_project,
+    services,
 )
-from shipyard.cli.render import RichReporter, print_json, run_dict, run_table, runs_table
+from shipyard.cli.render import (
+    LogTail,
+    RichReporter,
+    print_json,
+    run_dict,
+    run_table,
+    runs_table,
+)
 from shipyard.domain import STAGES, Status
-from shipyard.errors import InvalidInput
+from shipyard.services.views import RunView
 
 app = typer.Typer(
     name="shipyard",
@@ -89,14 +108,16 @@ def run(
             f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] queued at {queued.sha[:12]} ({ref})"
         )
         if as_json:
-            print_json(console, run_dict(a.store.get_run(queued.project, queued.number)))
+            print_json(
+                console, run_dict(RunView.of(a.store.get_run(queued.project, queued.number)))
+            )
         return
     out.print(
         f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] at {queued.sha[:12]} ({ref})"
     )
     reporter = RichReporter(out, verbose=not quiet and not as_json)
     final, endpoints = drive_here(a, queued.project, queued.number, reporter, out)
-    result = a.store.get_run(queued.project, queued.number)
+    result = RunView.of(a.store.get_run(queued.project, queued.number))
     if as_json:
         print_json(console, run_dict(result))
     else:
@@ -114,17 +135,18 @@ def status(
     ] = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show recent runs, or one run's stages."""
-    a = adapters(state)
+    found = services(state, server)
     if number is None:
-        runs = list(a.store.list_runs(project))
+        runs = found.runs.list(project)
         print_json(console, [run_dict(r) for r in runs]) if as_json else console.print(
             runs_table(runs)
         )
         return
-    one = a.store.get_run(pick_project(a, project), number)
+    one = found.runs.get(pick_project(found, project), number)
     print_json(console, run_dict(one)) if as_json else console.print(run_table(one))
 
 
@@ -137,25 +159,17 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
     ] = False,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Print a run's stage logs."""
-    if stage is not None and stage not in STAGES:
-        raise InvalidInput(f"There is no stage {stage!r}.", hint=f"Stages: {', '.join(STAGES)}.")
-    a = adapters(state)
-    name = pick_project(a, project)
-    a.store.get_run(name, number)  # a run that does not exist is an error, not empty logs
-    stages = [stage] if stage else list(STAGES)
-    offsets = dict.fromkeys(stages, 0)
+    found = services(state, server)
+    name = pick_project(found, project)
+    found.runs.get(name, number)  # a run that does not exist is an error, not empty logs
+    tails = [LogTail(one) for one in ([stage] if stage else STAGES)]
     while True:
-        for one in stages:
-            path = a.state.stage_log(name, number, one)
-            if path.is_file():
-                with path.open(encoding="utf-8", errors="replace") as handle:
-                    handle.seek(offsets[one])
-                    for line in handle:
-                        sys.stdout.write(f"{one:<8}| {line}")
-                    offsets[one] = handle.tell()
-        if not follow or Status(a.store.get_run(name, number).status).finished:
+        for tail in tails:
+            tail.read(found.runs, name, number, sys.stdout, follow=follow)
+        if not follow or all(tail.finished for tail in tails):
             break
         time.sleep(0.5)
 
@@ -165,14 +179,13 @@ def cancel(
     number: Annotated[int, typer.Argument(help="Run number.")],
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Cancel a run: its running command and all its children are stopped."""
-    from shipyard.services.runs import Runs
-
-    a = adapters(state)
-    name = pick_project(a, project)
-    Runs(a).cancel(name, number)
-    console.print(f"cancel requested for {name}#{number}")
+    found = services(state, server)
+    name = pick_project(found, project)
+    one = found.runs.cancel(name, number)
+    console.print(f"cancel requested for {name}#{number} ({one.status})")
 
 
 @app.command()
@@ -212,3 +225,6 @@ server.register(app)
 environments.register(app)
 rollout.register(app)
 projects.register(app)
+tokens.register(app)
+approvals.register(app)
+notify.register(app)

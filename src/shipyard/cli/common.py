@@ -1,7 +1,9 @@
-"""What every command module shares: consoles, common options, and finding the project."""
+"""What every command module shares: consoles, common options, the services a command calls
+(this state directory's, or a server's), and finding the project."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +15,7 @@ from shipyard.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from shipyard.services import Services
+    from shipyard.services.remote import RemoteServices
 
 console = Console()
 err = Console(stderr=True)
@@ -29,6 +32,12 @@ ProjectOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SERVER_HELP = "A Shipyard server's URL (default: $SHIPYARD_SERVER); its token is $SHIPYARD_TOKEN."
+ServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help=SERVER_HELP, envvar="SHIPYARD_SERVER", show_envvar=False),
+]
+TOKEN_ENV = "SHIPYARD_TOKEN"
 
 
 def adapters(state: Path | None) -> Adapters:
@@ -37,14 +46,29 @@ def adapters(state: Path | None) -> Adapters:
     return open_adapters(state)
 
 
-def services(state: Path | None) -> Services:
-    """The service layer every command calls: the one way from the CLI into the core."""
-    from shipyard.services import Services
+def services(state: Path | None, server: str | None = None) -> Services | RemoteServices:
+    """What a command calls: a server's services when it names one, else this state directory's.
 
-    return Services(adapters(state))
+    The one place the CLI chooses; both sides have the same methods and return the same views,
+    so a command prints the same either way.
+    """
+    if not server:
+        from shipyard.services import Services
+
+        return Services(adapters(state))
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise InvalidInput(
+            f"Talking to the server at {server} needs an API token in ${TOKEN_ENV}.",
+            hint="Ask an admin for one (`shipyard token create NAME --role ...` on the server), "
+            f"then `export {TOKEN_ENV}=...`.",
+        )
+    from shipyard.services.remote import RemoteServices
+
+    return RemoteServices(server, token)
 
 
-def pick_project(found: Adapters | Services, project: str | None) -> str:
+def pick_project(found: Adapters | Services | RemoteServices, project: str | None) -> str:
     if project:
         return project
     local = Path("shipyard.yaml")
@@ -65,10 +89,16 @@ def pick_project(found: Adapters | Services, project: str | None) -> str:
     )
 
 
-def _project_names(found: Adapters | Services) -> list[str]:
+def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
     if isinstance(found, Adapters):
         return [p.name for p in found.store.list_projects()]
-    return _project_names(found.adapters)
+    from shipyard.services import Services
+
+    if isinstance(found, Services):
+        return _project_names(found.adapters)
+    raise InvalidInput(
+        "Which project? A server may hold several.", hint="Name it with --project NAME."
+    )
 
 
 def split_ref(value: str) -> tuple[str, str]:

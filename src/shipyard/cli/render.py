@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.status import Status as Spinner
@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.domain import Status
-from shipyard.store.models import Run
+from shipyard.services.views import LogChunk, RunView
 
 STATUS_STYLE = {
     "queued": "dim",
@@ -73,9 +73,46 @@ class RichReporter:
         )
 
 
-def run_table(run: Run) -> Table:
+class LogSource(Protocol):
+    def log(self, project: str, number: int, stage: str, offset: int = 0) -> LogChunk: ...
+
+
+class LogTail:
+    """One stage's log printed as ``stage   | line``, each time from where it was left.
+
+    A line still being written is held back until it ends (or the stage does), so following a
+    log never splits a line in two.
+    """
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.offset = 0
+        self.partial = ""
+        self.finished = False
+
+    def read(
+        self, source: LogSource, project: str, number: int, out: TextIO, *, follow: bool
+    ) -> None:
+        while not self.finished:
+            chunk = source.log(project, number, self.stage, self.offset)
+            self.offset, self.finished = chunk.offset, chunk.finished
+            self._write(chunk.text, out)
+            if not chunk.text:
+                break
+        if self.partial and (self.finished or not follow):
+            out.write(f"{self.stage:<8}| {self.partial}")
+            self.partial = ""
+
+    def _write(self, text: str, out: TextIO) -> None:
+        lines = (self.partial + text).splitlines(keepends=True)
+        self.partial = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        for line in lines:
+            out.write(f"{self.stage:<8}| {line}")
+
+
+def run_table(run: RunView) -> Table:
     table = Table(
-        title=f"{run.project.name} run #{run.number}  {run.sha[:12]}  {run.status}",
+        title=f"{run.project} run #{run.number}  {run.sha[:12]}  {run.status}",
         title_justify="left",
     )
     for column in ("stage", "status", "time", "message"):
@@ -90,7 +127,7 @@ def run_table(run: Run) -> Table:
     return table
 
 
-def runs_table(runs: list[Run]) -> Table:
+def runs_table(runs: list[RunView]) -> Table:
     table = Table(title="runs", title_justify="left")
     for column in ("project", "run", "commit", "status", "started", "time", "at stage"):
         table.add_column(column)
@@ -98,7 +135,7 @@ def runs_table(runs: list[Run]) -> Table:
         current = next((s.name for s in run.stages if s.status in ("running", "waiting")), "")
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else ""
         table.add_row(
-            run.project.name,
+            run.project,
             f"#{run.number}",
             run.sha[:10],
             styled(run.status),
@@ -109,9 +146,9 @@ def runs_table(runs: list[Run]) -> Table:
     return table
 
 
-def run_dict(run: Run) -> dict[str, Any]:
+def run_dict(run: RunView) -> dict[str, Any]:
     return {
-        "project": run.project.name,
+        "project": run.project,
         "number": run.number,
         "sha": run.sha,
         "ref": run.ref,
@@ -129,7 +166,6 @@ def run_dict(run: Run) -> dict[str, Any]:
                 "message": s.message,
                 "started_at": _iso(s.started_at),
                 "finished_at": _iso(s.finished_at),
-                "log": s.log_path,
                 "summary": s.summary,
             }
             for s in run.stages

@@ -7,7 +7,18 @@ from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
 from shipyard.server import hooks
-from shipyard.server.api import artifacts, audit, environments, projects, rollouts
+from shipyard.server.api import (
+    approvals,
+    artifacts,
+    audit,
+    environments,
+    health,
+    notifications,
+    projects,
+    rollouts,
+    runs,
+    tokens,
+)
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -28,6 +39,11 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(projects.router)
     app.include_router(hooks.router)
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(tokens.router)
+    app.include_router(approvals.router)
+    app.include_router(notifications.router)
     return app
 
 

@@ -20,7 +20,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.services.views import View
 from shipyard.store.models import Token, utcnow
 
-__all__ = ["TokenView", "Tokens"]
+__all__ = ["NewToken", "TokenRequest", "TokenView", "Tokens"]
 
 PREFIX = "shy_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -44,6 +44,20 @@ class TokenView(View):
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
         )
+
+
+class TokenRequest(View):
+    """What creating a token takes."""
+
+    name: str
+    role: TokenRole
+
+
+class NewToken(View):
+    """A token just created, with its secret: the only time the secret is seen."""
+
+    token: TokenView
+    secret: str
 
 
 def digest(secret: str) -> str:
