@@ -29,7 +29,9 @@ def test_token_create_prints_the_secret_once_and_keeps_only_its_digest(
     services: Services, no_server_env: None
 ) -> None:
     state = services.adapters.state.root
-    done = runner.invoke(app, ["token", "create", "ci-bot", "--role", "developer", "--state", state])
+    done = runner.invoke(
+        app, ["token", "create", "ci-bot", "--role", "developer", "--state", state]
+    )
     assert done.exit_code == 0, done.output
     first, secret = done.output.strip().splitlines()
     assert first == "token ci-bot (developer) created; it will not be shown again:"
