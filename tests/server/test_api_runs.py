@@ -130,3 +130,15 @@ def test_a_reconnecting_client_goes_on_from_its_last_event_id(
         headers={**bearer(tokens[TokenRole.VIEWER]), "last-event-id": str(len("line one\n"))},
     )
     assert [c.text for c in iter_events(answer.text)] == ["line two\n"]
+
+
+def test_numbers_past_what_the_store_or_a_file_holds_are_refused_not_a_500(
+    api: TestClient, tokens: dict[TokenRole, str], seed: Seed
+) -> None:
+    number, viewer = seed(), bearer(tokens[TokenRole.VIEWER])
+    huge = str(2**70)
+    assert api.get(f"/api/v1/runs/tiny/{huge}", headers=viewer).status_code == 422
+    log = f"/api/v1/runs/tiny/{number}/stages/build/log"
+    assert api.get(log, params={"offset": huge}, headers=viewer).status_code == 422
+    resumed = api.get(log, headers={**viewer, "last-event-id": huge})
+    assert resumed.status_code == 422
