@@ -44,6 +44,15 @@ class TokenRole(StrEnum):
         return order.index(self) >= order.index(needed)
 
 
+class RolloutAction(StrEnum):
+    """What a person may ask of a canary rollout (``services/rollouts.py`` holds the rules)."""
+
+    PROMOTE = "promote"  # end the current step (a manual step waits for this)
+    ABORT = "abort"  # all traffic back to stable now
+    PAUSE = "pause"  # hold the weights; the judge keeps watching
+    RESUME = "resume"  # continue a paused rollout
+
+
 class Gate(StrEnum):
     """Where a run may wait for a person's approval."""
 

@@ -130,6 +130,13 @@ def check_carried(attestation: Attestation, name: str, version: str, digest: str
         raise SignatureError(f"its {attestation.subject} statement does not match its signature")
 
 
+def verified(
+    attestation: Attestation, artifact: Artifact, trusted: Mapping[str, Ed25519PublicKey]
+) -> bool:
+    """Whether ``attestation`` verifies with a trusted key and is about ``artifact``."""
+    return _verified(attestation, artifact, trusted) is not None
+
+
 def _verified(
     attestation: Attestation, artifact: Artifact, trusted: Mapping[str, Ed25519PublicKey]
 ) -> dict[str, Any] | None:

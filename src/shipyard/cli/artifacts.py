@@ -15,6 +15,7 @@ from shipyard.cli.common import (
     adapters,
     console,
     err,
+    services,
     split_ref,
 )
 from shipyard.cli.render import print_json
@@ -22,7 +23,7 @@ from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
 from shipyard.errors import InvalidInput
 
 if TYPE_CHECKING:  # the CLI imports its subsystems lazily, to start fast
-    from shipyard.artifacts.catalog import Listed
+    from shipyard.services.artifacts import ArtifactView
 
 artifacts_app = typer.Typer(
     help="The artifact repositories (`dev`, `release`).", no_args_is_help=False
@@ -52,9 +53,7 @@ def artifacts(
     """List artifacts and the repositories that hold them."""
     if ctx.invoked_subcommand is not None:
         return
-    from shipyard.artifacts.catalog import Catalog
-
-    _print_listing(Catalog(adapters(state).store).search(name=project, repository=repo), as_json)
+    _print_listing(services(state).artifacts.search(name=project, repository=repo), as_json)
 
 
 @artifacts_app.command("search")
@@ -74,35 +73,27 @@ def artifacts_search(
     as_json: JsonOption = False,
 ) -> None:
     """Find artifacts by name, version range, git sha, property and repository."""
-    from shipyard.artifacts.catalog import Catalog
     from shipyard.artifacts.properties import parse_assignment
-    from shipyard.artifacts.search import parse_sha, parse_versions
 
-    found = Catalog(adapters(state).store).search(
-        name=name,
-        versions=parse_versions(version) if version is not None else None,
-        sha=parse_sha(sha) if sha is not None else None,
-        properties=dict(parse_assignment(p) for p in prop or []),
-        repository=repo,
-    )
+    properties = dict(parse_assignment(p) for p in prop or [])
+    found = services(state).artifacts.search(name, repo, version, properties, sha=sha)
     _print_listing(found, as_json)
 
 
-def _print_listing(found: list[Listed], as_json: bool) -> None:
+def _print_listing(found: list[ArtifactView], as_json: bool) -> None:
     if as_json:
-        print_json(console, [_listed_dict(item) for item in found])
+        print_json(console, [_artifact_dict(art) for art in found])
         return
     table = Table(title="artifacts", title_justify="left")
     for column in ("name:version", "digest", "size", "repositories", "git", "created"):
         table.add_column(column)
-    for item in found:
-        art = item.artifact
+    for art in found:
         table.add_row(
             f"{art.name}:{art.version}",
             art.digest[:19],
             f"{art.size:,}",
-            ", ".join(item.repositories),
-            item.properties.get("git.sha", "")[:10],
+            ", ".join(art.repositories),
+            art.properties.get("git.sha", "")[:10],
             art.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
@@ -115,15 +106,12 @@ def artifacts_show(
     as_json: JsonOption = False,
 ) -> None:
     """An artifact's build-info, properties, repositories, signatures and attestations."""
-    from shipyard.artifacts.catalog import Catalog
-
-    catalog = Catalog(adapters(state).store)
-    item = catalog.describe(*split_ref(ref))
+    detail = services(state).artifacts.show(*split_ref(ref))
     data = {
-        **_listed_dict(item),
-        "signatures": [s.key_id for s in catalog.signatures(item.artifact)],
+        **_artifact_dict(detail),
+        "signatures": [_trust(s.key_id, s.verified) for s in detail.signatures],
         "attestations": [
-            f"{a.subject} by {a.signature.key_id}" for a in catalog.attestations(item.artifact)
+            _trust(f"{a.subject} by {a.key_id}", a.verified) for a in detail.attestations
         ],
     }
     if as_json:
@@ -133,10 +121,14 @@ def artifacts_show(
     for key in ("digest", "size", "repositories", "created_at", "signatures", "attestations"):
         value = data[key]
         table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-    for key, value in item.properties.items():
+    for key, value in detail.properties.items():
         table.add_row(key, value, style="cyan")
     console.print(table)
-    print_json(console, item.artifact.build_info)
+    print_json(console, detail.build_info)
+
+
+def _trust(text: str, verified: bool) -> str:
+    return text if verified else f"{text} (NOT verified by a trusted key)"
 
 
 @artifacts_app.command("set")
@@ -514,53 +506,41 @@ def promote(
     state: StateOption = None,
 ) -> None:
     """Promote an artifact if the target's policy allows it (metadata only; release signs it)."""
-    from shipyard.artifacts.repository import promote as promote_artifact
-    from shipyard.artifacts.signing import KeyFile
-
-    a = adapters(state)
     name, version = split_ref(ref)
-    keys = KeyFile.resolve(a.state.signing_key, key)
-    result = promote_artifact(
-        a.store,
+    result = services(state).artifacts.promote(
         name,
         version,
+        override=override,
+        reason=reason,
         source=source,
         target=target,
-        reason=reason or ("" if override else "manual promotion"),
         dry_run=dry_run,
-        keys=keys,
-        override=override,
+        key=key,
     )
-    decision = result.decision
     if dry_run:
         verdict = (
             "already in"
             if result.already
             else "would be promoted to"
-            if decision.allowed
+            if result.allowed
             else "would be refused by"
         )
-        console.print(f"{ref} {verdict} {target}: {decision.summary()}")
-        for check in decision.refused:
-            console.print(f"  {check.stage}: {check.status} (must be passed)")
-        raise typer.Exit(0 if decision.allowed or result.already else 1)
+        console.print(f"{ref} {verdict} {target}: {result.summary}")
+        for check in result.checks:
+            if check.verdict == "refused":
+                console.print(f"  {check.stage}: {check.status} (must be passed)")
+        raise typer.Exit(0 if result.allowed or result.already else 1)
     signed = f", signed by {result.signed_by}" if result.signed_by else ""
     word = "promoted to" if result.promoted else "was already in"
-    console.print(f"{ref} {word} {target} ({decision.summary()}){signed}")
+    console.print(f"{ref} {word} {target} ({result.summary}){signed}")
 
 
-def _listed_dict(item: Listed) -> dict[str, Any]:
-    art = item.artifact
-    return {
-        "name": art.name,
-        "version": art.version,
-        "digest": art.digest,
-        "size": art.size,
-        "repositories": item.repositories,
-        "properties": item.properties,
-        "created_at": art.created_at.isoformat(timespec="seconds") + "Z",
-        "build_info": art.build_info,
-    }
+def _artifact_dict(art: ArtifactView) -> dict[str, Any]:
+    # Only the listing's fields, for a detail too; the time as the listing always wrote it.
+    from shipyard.services.artifacts import ArtifactView
+
+    fields = art.model_dump(mode="json", include=set(ArtifactView.model_fields))
+    return fields | {"created_at": art.created_at.isoformat(timespec="seconds") + "Z"}
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,12 +15,10 @@ from shipyard.cli.common import (
     adapters,
     console,
     pick_project,
+    services,
     split_ref,
 )
 from shipyard.cli.render import print_json, styled_state
-from shipyard.domain import RELEASE_REPOSITORY
-from shipyard.errors import InvalidInput
-from shipyard.runtime.interface import Runtime
 
 
 def deploy(
@@ -31,20 +29,11 @@ def deploy(
     state: StateOption = None,
 ) -> None:
     """Deploy an artifact to an environment with all traffic (production takes only `release` artifacts)."""
-    from shipyard.pipeline import deploy as deployments
-
-    a = adapters(state)
     name, version = split_ref(ref)
-    if env == "production" and not a.store.in_repository(RELEASE_REPOSITORY, name, version):
-        raise InvalidInput(
-            f"{name}:{version} is not in `release`.",
-            hint=f"Promote it first: shipyard promote {name}:{version}",
-        )
-    _, config = deployments.unpack(a, name, env, version)
-    url, standby = deployments.go_live(a, config, env, version, f"deploy-{version}", console.print)
-    if standby:
-        console.print(f"{standby} kept ready for `shipyard rollback --env {env}`")
-    console.print(f"{name}:{version} serves all traffic in {env} at {url}")
+    live = services(state).deployments.deploy(name, version, env, say=console.print)
+    if live.standby:
+        console.print(f"{live.standby} kept ready for `shipyard rollback --env {env}`")
+    console.print(f"{name}:{version} serves all traffic in {env} at {live.url}")
 
 
 def rollback(
@@ -53,14 +42,12 @@ def rollback(
     state: StateOption = None,
 ) -> None:
     """Move all traffic back to the previous version, which was kept running (instant)."""
-    from shipyard.pipeline import deploy as deployments
-
-    a = adapters(state)
-    name = pick_project(a, project)
+    found = services(state)
+    name = pick_project(found, project)
     started = time.monotonic()
-    back, current = deployments.roll_back(a, name, env)
+    live = found.deployments.rollback(name, env)
     console.print(
-        f"{name}/{env}: all traffic on {back.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {current.version} kept as standby"
+        f"{name}/{env}: all traffic on {live.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {live.standby} kept as standby"
     )
 
 
@@ -70,13 +57,10 @@ def envs(
     as_json: JsonOption = False,
 ) -> None:
     """Show the environments: which versions run where, with their traffic weight."""
-    a = adapters(state)
-    rows = a.store.deployments(project)
-    states = [observed_state(d, a.runtime) for d in rows]
+    environments = services(state).deployments.environments(project)
+    rows = [d for environment in environments for d in environment.deployments]
     if as_json:
-        print_json(
-            console, [_deployment_dict(d) | {"state": s} for d, s in zip(rows, states, strict=True)]
-        )
+        print_json(console, [d.model_dump(mode="json") for d in rows])
         return
     table = Table(title="environments", title_justify="left")
     for column in (
@@ -90,29 +74,24 @@ def envs(
         "pid",
     ):
         table.add_column(column)
-    for d, observed in zip(rows, states, strict=True):
+    for d in rows:
         table.add_row(
             d.project,
             d.environment,
             d.version,
             d.role,
             f"{d.weight}%",
-            styled_state(observed),
+            styled_state(d.state),
             d.endpoint or "",
             str(d.pid or ""),
         )
     console.print(table)
-    for name in sorted({d.project for d in rows}):
-        for env_dir in sorted((a.state.root / "environments" / name).glob("*/routes.json")):
-            console.print(f"gateway {name}/{env_dir.parent.name}: routes in {env_dir}")
-
-
-def observed_state(deployment: Any, runtime: Runtime) -> str:
-    """The stored state, except that a `ready` server whose process has died is `down`."""
-    pid = deployment.pid
-    if deployment.state == "ready" and pid is not None and not runtime.is_alive(pid):
-        return "down"
-    return str(deployment.state)
+    for environment in environments:
+        if environment.routes:
+            console.print(
+                f"gateway {environment.project}/{environment.environment}:"
+                f" routes in {environment.routes}"
+            )
 
 
 def down(
@@ -125,19 +104,6 @@ def down(
     rows = deployments.stop_all(adapters(state), project)
     stopped = {(d.project, d.environment) for d in rows}
     console.print(f"stopped {len(rows)} deployment(s) in {len(stopped)} environment(s)")
-
-
-def _deployment_dict(d: Any) -> dict[str, Any]:
-    return {
-        "project": d.project,
-        "environment": d.environment,
-        "version": d.version,
-        "role": d.role,
-        "weight": d.weight,
-        "state": d.state,
-        "endpoint": d.endpoint,
-        "pid": d.pid,
-    }
 
 
 def register(app: typer.Typer) -> None:

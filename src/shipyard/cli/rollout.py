@@ -1,21 +1,21 @@
 """`shipyard rollout status|promote|abort|pause|resume` and `shipyard up`.
 
-The commands change the rollout's stored status; the process driving the rollout (the
-pipeline's canary stage, `shipyard up`, or `shipyard rollout resume`) acts on it within a
-fraction of a second. When no process drives it, `abort` rolls back here and `resume` drives
-it here, in the foreground, to its verdict.
+The commands change the rollout's stored status (``services/rollouts.py`` holds the rules);
+the process driving the rollout (the pipeline's canary stage, a server, `shipyard up`, or
+`shipyard rollout resume`) acts on it within a fraction of a second. When no process drives
+it, `abort` rolls it back at once and `resume` drives it here, in the foreground, to its
+verdict.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.cli.common import (
     JsonOption,
@@ -24,11 +24,16 @@ from shipyard.cli.common import (
     adapters,
     console,
     pick_project,
+    services,
 )
 from shipyard.cli.render import print_json
 from shipyard.config.schema import parse_duration
-from shipyard.errors import Conflict, InvalidInput
-from shipyard.store.models import Rollout
+from shipyard.domain import RolloutAction
+from shipyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from shipyard.services import Services
+    from shipyard.services.rollouts import RolloutView
 
 rollout_app = typer.Typer(
     name="rollout",
@@ -41,12 +46,10 @@ IdOption = Annotated[
 ]
 
 
-def _find(a: Adapters, project: str | None, env: str, rollout_id: int | None) -> Rollout:
-    return records.find_rollout(a.store, pick_project(a, project), env, rollout_id)
-
-
-def _driven(a: Adapters, rollout: Rollout) -> bool:
-    return records.is_driven(a.leases, rollout.id)
+def _steer(
+    found: Services, project: str | None, env: str, action: RolloutAction, rollout_id: int | None
+) -> RolloutView:
+    return found.rollouts.steer(pick_project(found, project), env, action, rollout_id)
 
 
 @rollout_app.callback(invoke_without_command=True)
@@ -71,38 +74,40 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Where a rollout is: its status, step, weight and the judge's last verdict."""
-    a = adapters(state)
-    rollout = _find(a, project, env, rollout_id)
-    data = rollout_dict(rollout, driven=_driven(a, rollout))
+    found = services(state)
+    view = found.rollouts.get(pick_project(found, project), env, rollout_id)
     if as_json:
-        print_json(console, data)
+        print_json(console, view.model_dump(mode="json"))
         return
+    _print_status(view)
+
+
+def _print_status(view: RolloutView) -> None:
     console.print(
-        f"rollout {rollout.id}: {rollout.project}/{rollout.environment} "
-        f"{rollout.stable_version} -> {rollout.canary_version}: [bold]{rollout.status}[/]"
+        f"rollout {view.id}: {view.project}/{view.environment} "
+        f"{view.stable} -> {view.canary}: [bold]{view.status}[/]"
     )
-    steps = rollout.steps
-    if rollout.status in records.ACTIVE and steps:
-        where = f"step {rollout.step_index + 1}/{len(steps)} at {rollout.weight}%"
+    if view.active and view.steps:
+        where = f"step {view.step_index + 1}/{len(view.steps)} at {view.weight}%"
         driver = (
-            "driven" if data["driven"] else "NOT driven: `shipyard rollout resume` or `shipyard up`"
+            "driven" if view.driven else "NOT driven: `shipyard rollout resume` or `shipyard up`"
         )
         console.print(f"{where}; {driver}")
     table = Table(title="steps", title_justify="left")
     for column in ("#", "weight", "pause", "shadow"):
         table.add_column(column)
-    for index, step in enumerate(steps):
-        pause = step["pause"] if step["pause"] == "manual" else f"{float(step['pause']):g}s"
-        table.add_row(str(index + 1), f"{step['weight']}%", pause, f"{step.get('shadow') or ''}")
+    for index, step in enumerate(view.steps):
+        pause = step.pause if step.pause == "manual" else f"{float(step.pause):g}s"
+        table.add_row(str(index + 1), f"{step.weight}%", pause, f"{step.shadow or ''}")
     console.print(table)
-    if rollout.verdicts:
-        last = rollout.verdicts[-1]
+    if view.verdicts:
+        last = view.verdicts[-1]
         console.print(
-            f"last verdict (step {last['step'] + 1}): {last['outcome']} "
-            f"({last['canary_requests']} canary / {last['stable_requests']} stable requests)"
+            f"last verdict (step {last.step + 1}): {last.outcome} "
+            f"({last.canary_requests} canary / {last.stable_requests} stable requests)"
         )
-        for check in last["checks"]:
-            console.print(f"  {check['name']}: {check['outcome']}: {check['detail']}")
+        for check in last.checks:
+            console.print(f"  {check.name}: {check.outcome}: {check.detail}")
 
 
 @rollout_app.command("promote")
@@ -113,13 +118,12 @@ def promote(
     state: StateOption = None,
 ) -> None:
     """End the current step (a `pause: manual` step waits for this) and go to the next."""
-    a = adapters(state)
-    rollout = _find(a, project, env, rollout_id)
-    _command(
-        a, rollout, "promote", records.PROMOTING, (records.RUNNING, records.WAITING, records.PAUSED)
-    )
-    console.print(f"rollout {rollout.id}: promote requested")
-    _warn_if_undriven(a, rollout)
+    view = _steer(services(state), project, env, RolloutAction.PROMOTE, rollout_id)
+    console.print(f"rollout {view.id}: promote requested")
+    if not view.driven:
+        console.print(
+            "no process drives this rollout: `shipyard rollout resume` or `shipyard up` continues it"
+        )
 
 
 @rollout_app.command("abort")
@@ -130,17 +134,11 @@ def abort(
     state: StateOption = None,
 ) -> None:
     """All traffic back to stable at once and stop the canary."""
-    from shipyard.controllers import Reconciler
-
-    a = adapters(state)
-    rollout = _find(a, project, env, rollout_id)
-    _command(a, rollout, "abort", records.ABORTING, records.ACTIVE)
-    if _driven(a, rollout):
-        console.print(f"rollout {rollout.id}: abort requested; its driver rolls it back")
+    view = _steer(services(state), project, env, RolloutAction.ABORT, rollout_id)
+    if view.status == records.ABORTING:
+        console.print(f"rollout {view.id}: abort requested; its driver rolls it back")
         return
-    reconciler = Reconciler(a, console.print)
-    reconciler.controller(rollout, _hooks()).abort("aborted by `shipyard rollout abort`")
-    console.print(f"rollout {rollout.id}: aborted; all traffic is on {rollout.stable_version}")
+    console.print(f"rollout {view.id}: {view.status}; all traffic is on {view.stable}")
 
 
 @rollout_app.command("pause")
@@ -151,10 +149,8 @@ def pause(
     state: StateOption = None,
 ) -> None:
     """Hold the rollout at its weights; the judge keeps watching and still rolls back."""
-    a = adapters(state)
-    rollout = _find(a, project, env, rollout_id)
-    _command(a, rollout, "pause", records.PAUSED, (records.RUNNING, records.WAITING))
-    console.print(f"rollout {rollout.id}: paused at {rollout.weight}%")
+    view = _steer(services(state), project, env, RolloutAction.PAUSE, rollout_id)
+    console.print(f"rollout {view.id}: paused at {view.weight}%")
 
 
 @rollout_app.command("resume")
@@ -166,23 +162,20 @@ def resume(
 ) -> None:
     """Continue a paused rollout; one that no process drives is driven here to its verdict."""
     from shipyard.controllers import Reconciler
+    from shipyard.services import Services
 
-    a = adapters(state)
-    rollout = _find(a, project, env, rollout_id)
-    if rollout.status not in records.ACTIVE:
-        raise Conflict(
-            f"Rollout {rollout.id} has finished ({rollout.status}).",
-            hint="`shipyard rollout status` shows its verdicts.",
-        )
-    if rollout.status == records.PAUSED:
-        _command(a, rollout, "resume", records.RUNNING, (records.PAUSED,))
-        console.print(f"rollout {rollout.id}: resumed")
-    if _driven(a, rollout):
+    found = services(state)
+    view = _steer(found, project, env, RolloutAction.RESUME, rollout_id)
+    console.print(f"rollout {view.id}: resumed")
+    # A server drives what it resumes; here, with no driver, this process drives it.
+    if view.driven or not isinstance(found, Services):
         return
-    console.print(f"rollout {rollout.id}: no process drives it; driving it here from its step")
-    reconciler = Reconciler(a, console.print)
+    console.print(f"rollout {view.id}: no process drives it; driving it here from its step")
+    reconciler = Reconciler(found.adapters, console.print)
     reconciler.reconcile(drive=False)
-    done = reconciler.drive(records.find_rollout(a.store, rollout.project, env, rollout.id))
+    done = reconciler.drive(
+        records.find_rollout(found.adapters.store, view.project, view.environment, view.id)
+    )
     console.print(f"rollout {done.id}: {done.status}")
     raise typer.Exit(0 if done.status == records.PASSED else 1)
 
@@ -218,50 +211,6 @@ def up(
         f"controllers running (every {seconds:g} s); Ctrl-C stops them, rollouts stay resumable"
     )
     reconciler.run_forever(seconds, stop)
-
-
-def _command(
-    a: Adapters, rollout: Rollout, action: str, status: str, allowed: tuple[str, ...]
-) -> None:
-    def change(row: Rollout) -> None:
-        if row.status not in allowed:
-            raise Conflict(
-                f"Rollout {row.id} is {row.status}; `{action}` applies to a rollout that is "
-                f"{' or '.join(allowed)}.",
-                hint="`shipyard rollout status` shows where it is.",
-            )
-        row.status = status
-
-    records.update_rollout(a.store, rollout.id, action, change)
-
-
-def _warn_if_undriven(a: Adapters, rollout: Rollout) -> None:
-    if not _driven(a, rollout):
-        console.print(
-            "no process drives this rollout: `shipyard rollout resume` or `shipyard up` continues it"
-        )
-
-
-def _hooks() -> Any:
-    from shipyard.canary.rollout import RolloutHooks
-
-    return RolloutHooks.plain(console.print)
-
-
-def rollout_dict(rollout: Rollout, *, driven: bool) -> dict[str, Any]:
-    return {
-        "id": rollout.id,
-        "project": rollout.project,
-        "environment": rollout.environment,
-        "stable": rollout.stable_version,
-        "canary": rollout.canary_version,
-        "status": rollout.status,
-        "step_index": rollout.step_index,
-        "weight": rollout.weight,
-        "steps": rollout.steps,
-        "verdicts": rollout.verdicts,
-        "driven": driven,
-    }
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
-from shipyard.server.api import health, runs, tokens
+from shipyard.server.api import artifacts, audit, environments, health, rollouts, runs, tokens
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -24,6 +24,10 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(tokens.router)
+    app.include_router(rollouts.router)
+    app.include_router(environments.router)
+    app.include_router(artifacts.router)
+    app.include_router(audit.router)
     return app
 
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from shipyard.adapters import Adapters
+from shipyard.services.artifacts import Artifacts
+from shipyard.services.audit import Audit
+from shipyard.services.deployments import Deployments
+from shipyard.services.rollouts import Rollouts
 from shipyard.services.runs import Runs
 from shipyard.services.tokens import Tokens
 
@@ -28,3 +32,19 @@ class Services:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.adapters)
+
+    @cached_property
+    def rollouts(self) -> Rollouts:
+        return Rollouts(self.adapters)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        return Deployments(self.adapters)
+
+    @cached_property
+    def artifacts(self) -> Artifacts:
+        return Artifacts(self.adapters)
+
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self.adapters)

@@ -1,0 +1,105 @@
+"""Searching, showing and promoting artifacts through the service: real store, real blobs,
+the state directory's own signing key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shipyard.adapters import Adapters
+from shipyard.artifacts.catalog import Catalog
+from shipyard.artifacts.signing import Signer
+from shipyard.domain import TokenRole
+from shipyard.errors import Conflict, Forbidden
+from shipyard.services import Services
+from shipyard.store import acting_as
+
+from .conftest import PASSING, published
+
+RELEASABLE = {**PASSING, "qa": "passed"}
+
+
+def test_search_filters_by_repository_version_and_property(
+    adapters: Adapters, found: Services, tmp_path: Path
+) -> None:
+    first = published(adapters, tmp_path / "1", RELEASABLE)
+    second = published(adapters, tmp_path / "2", RELEASABLE)
+    found.artifacts.promote("iris", first.version)
+    Catalog(adapters.store).set_properties(second, {"team": "vision"})
+
+    def versions(**filters: object) -> list[str]:
+        return [a.version for a in found.artifacts.search(**filters)]  # type: ignore[arg-type]
+
+    assert versions(name="iris") == [second.version, first.version]  # newest first
+    assert versions(repository="release") == [first.version]
+    assert versions(version=">=2") == [second.version]
+    assert versions(properties={"team": "vision"}) == [second.version]
+    assert versions(name="other") == []
+
+
+def test_show_says_which_signatures_verify_with_a_trusted_key(
+    adapters: Adapters, found: Services, tmp_path: Path
+) -> None:
+    artifact = published(adapters, tmp_path, RELEASABLE)
+    promoted = found.artifacts.promote("iris", artifact.version)
+    stranger = Signer(Ed25519PrivateKey.generate())
+    forged = stranger.sign(artifact.name, artifact.version, artifact.digest)
+    Catalog(adapters.store).add_signature(artifact, forged)
+
+    detail = found.artifacts.show("iris", artifact.version)
+    assert detail.repositories == ["dev", "release"] and detail.build_info["run"] == 1
+    assert [(s.key_id, s.verified) for s in detail.signatures] == [
+        (promoted.signed_by, True),
+        (stranger.key_id, False),
+    ]
+    assert [a.subject for a in detail.attestations] == ["build", "test", "analyze", "qa"]
+    assert all(a.verified for a in detail.attestations)
+
+
+def test_promotion_records_who_promoted_and_what_the_policy_decided(
+    adapters: Adapters, found: Services, tmp_path: Path
+) -> None:
+    artifact = published(adapters, tmp_path, RELEASABLE)
+    with acting_as("quinn"):
+        view = found.artifacts.promote("iris", artifact.version, reason="QA signed off")
+    assert view.promoted and view.allowed and not view.already
+    assert view.repositories == ["dev", "release"] and view.signed_by
+    assert [(c.stage, c.verdict) for c in view.checks] == [
+        ("test", "passed"),
+        ("analyze", "passed"),
+        ("qa", "passed"),
+    ]
+    event = adapters.store.events(f"iris:{artifact.version}")[0]
+    assert (event.action, event.actor) == ("artifact.promoted", "quinn")
+    assert "QA signed off" in event.detail["reason"]
+    again = found.artifacts.promote("iris", artifact.version)
+    assert again.already and not again.promoted
+
+
+def test_a_refused_promotion_names_the_stage_and_changes_nothing(
+    adapters: Adapters, found: Services, tmp_path: Path
+) -> None:
+    artifact = published(adapters, tmp_path, {**PASSING, "qa": "failed"})
+    dry = found.artifacts.promote("iris", artifact.version, dry_run=True)
+    assert not dry.allowed and [c.stage for c in dry.checks if c.verdict == "refused"] == ["qa"]
+    with pytest.raises(Conflict, match=r"The .release. policy refuses .*qa failed"):
+        found.artifacts.promote("iris", artifact.version)
+    assert found.artifacts.show("iris", artifact.version).repositories == ["dev"]
+
+
+def test_an_override_is_an_admins_call(adapters: Adapters, found: Services, tmp_path: Path) -> None:
+    artifact = published(adapters, tmp_path, RELEASABLE)
+    with pytest.raises(Forbidden) as refused:
+        found.artifacts.promote(
+            "iris", artifact.version, override=True, reason="hurry", role=TokenRole.RELEASER
+        )
+    assert refused.value.message == (
+        "Promoting with an override needs the admin role; this token has releaser."
+    )
+    assert found.artifacts.show("iris", artifact.version).repositories == ["dev"]
+    view = found.artifacts.promote(
+        "iris", artifact.version, override=True, reason="audited", role=TokenRole.ADMIN
+    )
+    assert view.promoted
