@@ -47,7 +47,7 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
         console.print(Rule(title))
         if change is not None:
             change(repo)
-        ctx = pipeline.start(repo)
+        ctx = pipeline.queue(repo)
         console.print(f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]}")
         step = time.monotonic()
         final = pipeline.execute(ctx)

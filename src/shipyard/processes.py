@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shipyard.coordination import Leases, new_owner
+from shipyard.coordination import HeldLease, Leases, new_owner
 from shipyard.store import Store
 from shipyard.store.models import OwnedProcess, utcnow
 
@@ -29,6 +30,7 @@ __all__ = [
     "ProcessBook",
     "ProcessKind",
     "is_zombie",
+    "keep_present",
     "owner_alive",
     "pid_alive",
     "process_owner",
@@ -98,19 +100,42 @@ def set_process_owner(owner: str) -> None:
         _owner = owner
 
 
+_presence: weakref.WeakKeyDictionary[Leases, HeldLease] = weakref.WeakKeyDictionary()
+
+
+def keep_present(leases: Leases) -> None:
+    """Hold this process's presence lease in ``leases`` (renewed in the background) from now on."""
+    owner = process_owner()
+    with _owner_lock:
+        held = _presence.get(leases)
+        if held is not None and held.owner == owner and not held.lost.is_set():
+            return
+        fresh = leases.hold(f"owner:{owner}", owner)
+        if fresh is not None:
+            _presence[leases] = fresh
+
+
 def owner_alive(leases: Leases, owner: str) -> bool:
     """An owner lives while it holds an unexpired lease (``server:``, ``run:``, ``deploy:``)."""
     return any(info.owner == owner for info in leases.held_by(""))
 
 
 class ProcessBook:
-    """The ``processes`` table: record, close, find and stop what Shipyard started."""
+    """The ``processes`` table: record, close, find and stop what Shipyard started.
 
-    def __init__(self, store: Store) -> None:
+    ``leases`` (when given) keeps this Shipyard process's presence lease: recording the first
+    process takes ``owner:<owner>`` and renews it while the process lives, so a server never
+    takes a short-lived command's (`shipyard deploy`) model server for an orphan.
+    """
+
+    def __init__(self, store: Store, leases: Leases | None = None) -> None:
         self.store = store
+        self.leases = leases
 
     def started(self, kind: ProcessKind, pid: int, **fields: Any) -> int:
         """Record a process just started by this Shipyard process; returns the row's id."""
+        if self.leases is not None:
+            keep_present(self.leases)
         row = OwnedProcess(
             kind=kind.value,
             owner=process_owner(),

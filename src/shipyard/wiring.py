@@ -21,11 +21,12 @@ def open_adapters(
     blobs = LocalBlobStore(state.blobs)
     blobs.sweep()  # temporary files of writers that were killed mid-write
     store = Store(state.database_url)
+    leases = StoreLeases(store)
     return Adapters(
         state=state,
         store=store,
         executor=LocalExecutor(state),
-        runtime=LocalRuntime(ProcessBook(store)),
+        runtime=LocalRuntime(ProcessBook(store, leases)),
         blobs=blobs,
-        leases=StoreLeases(store),
+        leases=leases,
     )

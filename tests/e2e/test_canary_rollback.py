@@ -103,7 +103,7 @@ def test_failing_canary_rolls_back_without_hurting_stable(
 ) -> None:
     repo, port = make_project(tmp_path, "iris-faulty")
     pipeline = Pipeline(e2e_state)
-    first = pipeline.start(repo)
+    first = pipeline.queue(repo)
     assert pipeline.execute(first) is Status.PASSED
 
     serve = repo / "iris_model" / "serve.py"
@@ -111,7 +111,7 @@ def test_failing_canary_rolls_back_without_hurting_stable(
     commit(repo, "a model with a production-only fault")
     traffic = Traffic(port, seconds=120)
     watched = Pipeline(e2e_state, StartsTraffic("qa", traffic))
-    second = watched.start(repo)
+    second = watched.queue(repo)
     with traffic:
         final = watched.execute(second)
 

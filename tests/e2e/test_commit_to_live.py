@@ -39,7 +39,7 @@ def test_first_commit_goes_live_and_second_goes_through_canary(
     repo, port = make_project(tmp_path, "iris-e2e")
     pipeline = Pipeline(e2e_state)
 
-    first = pipeline.start(repo)
+    first = pipeline.queue(repo)
     assert pipeline.execute(first) is Status.PASSED
     run = e2e_state.store.get_run("iris-e2e", first.number)
     statuses = {stage.name: stage.status for stage in run.stages}
@@ -59,7 +59,7 @@ def test_first_commit_goes_live_and_second_goes_through_canary(
     module = repo / "iris_model" / "__init__.py"
     module.write_text(module.read_text().replace('"C": 1.0', '"C": 0.5'))
     commit(repo, "second model")
-    second = pipeline.start(repo)
+    second = pipeline.queue(repo)
     assert second.sha != first.sha
     assert pipeline.execute(second) is Status.PASSED
     run = e2e_state.store.get_run("iris-e2e", second.number)

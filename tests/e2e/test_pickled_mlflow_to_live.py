@@ -106,7 +106,7 @@ def test_a_cloudpickle_mlflow_model_goes_from_commit_to_live(
 ) -> None:
     repo, port = make_pickled_project(tmp_path, "iris-pickled")
     pipeline = Pipeline(e2e_state)
-    run = pipeline.start(repo)
+    run = pipeline.queue(repo)
 
     final = pipeline.execute(run)
 

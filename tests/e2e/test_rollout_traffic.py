@@ -111,11 +111,11 @@ def built(e2e_state: Adapters, tmp_path_factory: pytest.TempPathFactory) -> Iter
     (repo / "shipyard.yaml").write_text(text)
     commit(repo, "iris with switchable faults")
     pipeline = Pipeline(e2e_state)
-    first = pipeline.start(repo)
+    first = pipeline.queue(repo)
     assert pipeline.execute(first) is Status.PASSED
     (repo / "README.md").write_text("second version\n")
     commit(repo, "a second version")
-    second = pipeline.start(repo)
+    second = pipeline.queue(repo)
     # The pipeline's own canary: the new controller walks both steps and goes live.
     assert pipeline.execute(second) is Status.PASSED
     run = e2e_state.store.get_run(PROJECT, second.number)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, rollout, tokens
+from shipyard.cli import analysis, artifacts, environments, rollout, server, tokens
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -80,26 +80,38 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Do not stream the stages' output.")
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Only queue the run; a `shipyard server` drives it."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the whole pipeline for one commit, from build to live."""
-    from shipyard.pipeline.engine import Pipeline
+    """Run the whole pipeline for one commit, from build to live (or queue it with --detach)."""
+    from shipyard.cli.foreground import drive_here
+    from shipyard.services.runs import Runs
 
     a = adapters(state)
-    reporter = RichReporter(err if as_json else console, verbose=not quiet and not as_json)
-    pipeline = Pipeline(a, reporter)
-    ctx = pipeline.start(path, ref)
-    (err if as_json else console).print(
-        f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]} ({ref})"
+    queued = Runs(a).queue(path, ref)
+    out = err if as_json else console
+    if detach:
+        out.print(
+            f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] queued at {queued.sha[:12]} ({ref})"
+        )
+        if as_json:
+            print_json(console, run_dict(queued))
+        return
+    out.print(
+        f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] at {queued.sha[:12]} ({ref})"
     )
-    final = pipeline.execute(ctx)
-    result = RunView.of(a.store.get_run(ctx.project, ctx.number))
+    reporter = RichReporter(out, verbose=not quiet and not as_json)
+    final, endpoints = drive_here(a, queued.project, queued.number, reporter, out)
+    result = RunView.of(a.store.get_run(queued.project, queued.number))
     if as_json:
         print_json(console, run_dict(result))
     else:
         console.print(run_table(result))
-        console.print(f"logs: {a.state.run_dir(ctx.project, ctx.number) / 'logs'}")
-        for name, url in ctx.endpoints.items():
+        console.print(f"logs: {a.state.run_dir(queued.project, queued.number) / 'logs'}")
+        for name, url in endpoints.items():
             console.print(f"{name}: {url}")
     raise typer.Exit(0 if final is Status.PASSED else 1)
 
@@ -165,6 +177,21 @@ def cancel(
 
 
 @app.command()
+def down(
+    project: ProjectOption = None,
+    state: StateOption = None,
+) -> None:
+    """Stop every deployment, gateway and process Shipyard started in the state directory."""
+    from shipyard.services.processes import Processes
+
+    done = Processes(adapters(state)).down(project)
+    console.print(f"stopped {done.deployments} deployment(s) in {done.environments} environment(s)")
+    for process in done.processes:
+        what = f" ({process.project} {process.version})" if process.project else ""
+        console.print(f"stopped {process.kind} pid {process.pid}{what}, started by {process.owner}")
+
+
+@app.command()
 def demo(
     keep: Annotated[
         bool, typer.Option("--keep/--stop", help="Leave the demo's servers running at the end.")
@@ -182,6 +209,7 @@ def demo(
 
 artifacts.register(app)
 analysis.register(app)
+server.register(app)
 environments.register(app)
 rollout.register(app)
 tokens.register(app)

@@ -12,7 +12,6 @@ from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
     StateOption,
-    adapters,
     console,
     pick_project,
     services,
@@ -94,18 +93,6 @@ def envs(
             )
 
 
-def down(
-    project: ProjectOption = None,
-    state: StateOption = None,
-) -> None:
-    """Stop every deployment and gateway of the state directory (or of one project)."""
-    from shipyard.pipeline import deploy as deployments
-
-    rows = deployments.stop_all(adapters(state), project)
-    stopped = {(d.project, d.environment) for d in rows}
-    console.print(f"stopped {len(rows)} deployment(s) in {len(stopped)} environment(s)")
-
-
 def register(app: typer.Typer) -> None:
-    for command in (deploy, rollback, envs, down):
+    for command in (deploy, rollback, envs):
         app.command()(command)

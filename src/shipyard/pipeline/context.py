@@ -156,7 +156,7 @@ class RunContext:
         # The project's root is importable, as it is for the model server.
         variables = {**self.shipyard_env(stage), "PYTHONPATH": str(self.code_dir), **(env or {})}
         full_env = executor.command_env(self.env, variables)
-        book, started = ProcessBook(self.store), []
+        book, started = ProcessBook(self.store, self.adapters.leases), []
 
         def record(pid: int) -> None:
             started.append(pid)

@@ -14,6 +14,7 @@ from shipyard.adapters import Adapters
 from shipyard.services.artifacts import Artifacts
 from shipyard.services.audit import Audit
 from shipyard.services.deployments import Deployments
+from shipyard.services.processes import Processes
 from shipyard.services.rollouts import Rollouts
 from shipyard.services.runs import Runs
 from shipyard.services.tokens import Tokens
@@ -48,3 +49,7 @@ class Services:
     @cached_property
     def audit(self) -> Audit:
         return Audit(self.adapters)
+
+    @cached_property
+    def processes(self) -> Processes:
+        return Processes(self.adapters)

@@ -23,6 +23,7 @@ from shipyard.coordination.interface import DEFAULT_TTL
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import ConfigError, InvalidInput
 from shipyard.git import repository_root, resolve_commit, show_file
+from shipyard.services.processes import Processes
 from shipyard.services.views import LogChunk, RunView
 from shipyard.store.queue import QueuedRun, RunQueue
 
@@ -112,6 +113,15 @@ class Runs:
             store.set_run_status(project, number, Status.CANCELLED, reason, worker=None)
         return self.get(project, number)
 
+    def fail(self, project: str, number: int, reason: str) -> RunView:
+        """End a run that cannot be driven: its unfinished stages skipped, saying why."""
+        store = self.adapters.store
+        for row in store.get_run(project, number).stages:
+            if not Status(row.status).finished:
+                store.set_stage_status(project, number, row.name, Status.SKIPPED, reason)
+        store.set_run_status(project, number, Status.FAILED, reason, worker=None)
+        return self.get(project, number)
+
     def driver(self, project: str, number: int) -> str | None:
         """The owner driving the run now, None when nobody does."""
         holder = self.adapters.leases.holder(run_lease(project, number))
@@ -177,10 +187,16 @@ class Runs:
         )
 
     def recover(self) -> builtins.list[RunView]:
-        """Re-queue every running run whose lease expired: its driver died mid-stage."""
-        moved = []
+        """Re-queue every running run whose lease expired: its driver died mid-stage.
+
+        Not while a command of it still runs: the stage starts again only once what the dead
+        driver left of it has been killed (``Processes.sweep``).
+        """
+        moved, processes = [], Processes(self.adapters)
         for run in self.queue_rows.runs(Status.RUNNING):
             if self.driver(run.project, run.number) is not None:
+                continue
+            if processes.running_commands(run.id):
                 continue
             if self.interrupted(run.project, run.number, run.worker or "its worker"):
                 moved.append(self.get(run.project, run.number))

@@ -48,6 +48,7 @@ class RunView(View):
     trigger: str
     actor: str
     worker: str | None
+    resume_from: str | None  # where a parked or re-queued run starts again
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -65,6 +66,7 @@ class RunView(View):
             trigger=row.trigger,
             actor=row.actor,
             worker=row.worker,
+            resume_from=row.resume_from,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,

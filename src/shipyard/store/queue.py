@@ -21,6 +21,7 @@ __all__ = ["QueuedRun", "RunQueue"]
 
 @dataclass(frozen=True)
 class QueuedRun:
+    id: int
     project: str
     number: int
     status: Status
@@ -45,7 +46,9 @@ class RunQueue:
             if project is not None:
                 query = query.where(Project.name == project)
             return [
-                QueuedRun(name, run.number, status, run.worker, run.resume_from, run.message)
+                QueuedRun(
+                    run.id, name, run.number, status, run.worker, run.resume_from, run.message
+                )
                 for run, name in s.execute(query)
             ]
 
