@@ -71,6 +71,15 @@ class StateDir:
         return self.root / "keys" / "signing.key"
 
     @property
+    def secrets_key(self) -> Path:
+        """The key that encrypts secrets Shipyard must read back (webhook secrets), 0600."""
+        return self.root / "keys" / "secrets.key"
+
+    def mirror(self, project: str) -> Path:
+        """The server's bare mirror of a registered project's repository."""
+        return self.root / "mirrors" / f"{project}.git"
+
+    @property
     def envs(self) -> Path:
         """Python environments, cached by the hash of lock + Python version."""
         return self._cache_root / "envs"

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, rollout, server, tokens
+from shipyard.cli import analysis, artifacts, environments, projects, rollout, server, tokens
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -213,3 +213,4 @@ server.register(app)
 environments.register(app)
 rollout.register(app)
 tokens.register(app)
+projects.register(app)

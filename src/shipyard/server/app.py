@@ -6,7 +6,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ShipyardError
-from shipyard.server.api import artifacts, audit, environments, health, rollouts, runs, tokens
+from shipyard.server import hooks
+from shipyard.server.api import (
+    artifacts,
+    audit,
+    environments,
+    health,
+    projects,
+    rollouts,
+    runs,
+    tokens,
+)
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -28,6 +38,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(environments.router)
     app.include_router(artifacts.router)
     app.include_router(audit.router)
+    app.include_router(projects.router)
+    app.include_router(hooks.router)
     return app
 
 

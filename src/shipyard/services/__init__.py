@@ -15,6 +15,7 @@ from shipyard.services.artifacts import Artifacts
 from shipyard.services.audit import Audit
 from shipyard.services.deployments import Deployments
 from shipyard.services.processes import Processes
+from shipyard.services.projects import Projects
 from shipyard.services.rollouts import Rollouts
 from shipyard.services.runs import Runs
 from shipyard.services.tokens import Tokens
@@ -53,3 +54,7 @@ class Services:
     @cached_property
     def processes(self) -> Processes:
         return Processes(self.adapters)
+
+    @cached_property
+    def projects(self) -> Projects:
+        return Projects(self.adapters, self.runs)
