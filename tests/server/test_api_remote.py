@@ -4,10 +4,14 @@ same read models and errors from a real server on 127.0.0.1."""
 from __future__ import annotations
 
 import inspect
+import subprocess
 from functools import cached_property
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from shipyard.cli.app import app
 from shipyard.domain import RolloutAction, TokenRole
 from shipyard.errors import NotFound, ShipyardError
 from shipyard.services.remote import RemoteServices
@@ -77,3 +81,32 @@ def test_errors_are_the_same_class_message_and_hint(live: Live, remote: RemoteSe
         assert (there.value.message, there.value.hint) == (here.value.message, here.value.hint)
     with pytest.raises(NotFound):
         remote.runs.get("tiny")
+
+
+def bare_repo(root: Path) -> Path:
+    work, bare = root / "work", root / "tiny.git"
+    work.mkdir()
+    (work / "shipyard.yaml").write_text("name: tiny\n")
+    identity = ["-c", "user.name=T", "-c", "user.email=t@example.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*identity, "commit", "-qm", "1"]):
+        subprocess.run(["git", "-C", str(work), *args], check=True, capture_output=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return bare
+
+
+def test_a_project_registered_through_a_server_is_the_one_commands_pick(
+    live: Live, remote: RemoteServices, tokens: dict[TokenRole, str], seed: Seed, tmp_path: Path
+) -> None:
+    project, secret = remote.projects.add("tiny", str(bare_repo(tmp_path)), branches=["main"])
+    assert secret and project.name == "tiny" and project.hooks["github"] == "/hooks/github/tiny"
+    assert remote.projects.list() == live.services.projects.list() == [project]
+    seed()
+    # No --project and no ./shipyard.yaml: the server's one project is picked, as locally.
+    result = CliRunner().invoke(
+        app,
+        ["status", "1", "--server", live.url],
+        env={"SHIPYARD_TOKEN": tokens[TokenRole.VIEWER], "SHIPYARD_STATE": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert "tiny run #1" in result.output
+    assert remote.projects.remove("tiny").registered is False

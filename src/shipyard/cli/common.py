@@ -104,9 +104,7 @@ def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
 
     if isinstance(found, Services):
         return _project_names(found.adapters)
-    raise InvalidInput(
-        "Which project? A server may hold several.", hint="Name it with --project NAME."
-    )
+    return [p.name for p in found.projects.list()]
 
 
 def split_ref(value: str) -> tuple[str, str]:

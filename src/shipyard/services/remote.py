@@ -34,6 +34,7 @@ from shipyard.errors import (
 from shipyard.services.artifacts import ArtifactDetail, ArtifactView, PromotionView
 from shipyard.services.audit import EventView
 from shipyard.services.deployments import DeploymentView, EnvironmentView, LiveView
+from shipyard.services.projects import NewProject, ProjectView
 from shipyard.services.rollouts import RolloutView
 from shipyard.services.tokens import NewToken, TokenView
 from shipyard.services.views import LogChunk, RunView
@@ -295,6 +296,47 @@ class RemoteAudit:
         )
 
 
+class RemoteProjects:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def add(
+        self,
+        name: str,
+        repo: str,
+        *,
+        branches: builtins.list[str] | None = None,
+        webhook_secret: str | None = None,
+        poll_interval: float | str | None = None,
+    ) -> tuple[ProjectView, str]:
+        """``repo`` is as the server sees it: a URL, or a path on the server's machine."""
+        body = _given(
+            name=name,
+            repo=repo,
+            branches=branches,
+            webhook_secret=webhook_secret,
+            poll_interval=poll_interval,
+        )
+        added = self.api.one(NewProject, "POST", "/api/v1/projects", json=body)
+        return added.project, added.webhook_secret
+
+    def list(self) -> builtins.list[ProjectView]:
+        return self.api.many(ProjectView, "/api/v1/projects")
+
+    def get(self, name: str) -> ProjectView:
+        return self.api.one(ProjectView, "GET", f"/api/v1/projects/{segment(name)}")
+
+    def remove(self, name: str) -> ProjectView:
+        return self.api.one(ProjectView, "DELETE", f"/api/v1/projects/{segment(name)}")
+
+    def run(
+        self, name: str, ref: str, *, trigger: str = "api", branch: str | None = None
+    ) -> RunView:
+        """Queued by the server from its mirror of the remote (its trigger is ``api``)."""
+        path = f"/api/v1/projects/{segment(name)}/runs"
+        return self.api.one(RunView, "POST", path, json={"ref": ref})
+
+
 def _given(**params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
 
@@ -328,3 +370,7 @@ class RemoteServices:
     @cached_property
     def audit(self) -> RemoteAudit:
         return RemoteAudit(self.api)
+
+    @cached_property
+    def projects(self) -> RemoteProjects:
+        return RemoteProjects(self.api)
