@@ -59,6 +59,27 @@ class Gate(StrEnum):
     RELEASE = "release"  # before the artifact enters the release tree
     CANARY = "canary"  # before production sees it
 
+    @property
+    def approver(self) -> TokenRole:
+        """The least role that may decide at this gate."""
+        return TokenRole.QA if self is Gate.RELEASE else TokenRole.RELEASER
+
+
+class NoticeKind(StrEnum):
+    """What the server notifies a team of (outgoing webhooks, ``shipyard notify``)."""
+
+    RUN_FAILED = "run.failed"
+    APPROVAL_NEEDED = "approval.needed"
+    ROLLED_BACK = "rolled-back"
+    LIVE = "live"
+
+
+class ApprovalStatus(StrEnum):
+    WAITING = "waiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided before the gate's approval_timeout
+
 
 # The fixed order of ARCHITECTURE.md 3 (the trigger is the run itself).
 STAGES: tuple[str, ...] = (

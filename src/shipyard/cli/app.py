@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import analysis, artifacts, environments, projects, rollout, server, tokens
+from shipyard.cli import (
+    analysis,
+    approvals,
+    artifacts,
+    environments,
+    notify,
+    projects,
+    rollout,
+    server,
+    tokens,
+)
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -214,3 +224,5 @@ environments.register(app)
 rollout.register(app)
 tokens.register(app)
 projects.register(app)
+approvals.register(app)
+notify.register(app)

@@ -7,15 +7,16 @@ the README embeds the markdown table, and a docs test checks every key is in it.
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
 from shipyard.config._types import is_model, literal_values, strip_annotated, union_members
-from shipyard.config.schema import ProjectConfig, parse_duration
+from shipyard.config.schema import ProjectConfig, duration_text, parse_duration
 
 __all__ = ["reference_markdown", "schema_json"]
 
@@ -68,11 +69,19 @@ def _row(path: str, field: FieldInfo) -> str:
 
 
 def _is_duration(field: FieldInfo) -> bool:
-    """Whether ``field`` is read by ``parse_duration`` (some fields bind its limits)."""
+    """Whether ``field`` is read by ``parse_duration`` (some fields bind its limits), alone
+    or as an optional ``Duration | None``."""
     return any(
         isinstance(m, BeforeValidator) and getattr(m.func, "func", m.func) is parse_duration
-        for m in field.metadata
+        for m in [*field.metadata, *_optional_metadata(field.annotation)]
     )
+
+
+def _optional_metadata(annotation: Any) -> list[Any]:
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return []
+    members = get_args(annotation)
+    return [meta for m in members if get_origin(m) is Annotated for meta in get_args(m)[1:]]
 
 
 def _type_text(field: FieldInfo) -> str:
@@ -120,15 +129,8 @@ def _default_text(field: FieldInfo) -> str:
         text = json.dumps(value.model_dump(exclude_none=True))
         return f"`{text}`" if len(text) <= 30 else "see below"
     if _is_duration(field):
-        return f"`{_duration_text(float(value))}`"
+        return f"`{duration_text(float(value))}`"
     return f"`{json.dumps(value)}`"
-
-
-def _duration_text(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 START, END = "<!-- reference:start -->", "<!-- reference:end -->"

@@ -67,6 +67,14 @@ def parse_duration(value: Any, *, zero: bool = False, longest: float = WEEK) -> 
     return seconds
 
 
+def duration_text(seconds: float) -> str:
+    """The inverse of ``parse_duration`` for display: 3600 -> ``1h``, 90 -> ``90s``."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(_DURATION_WORDS)
@@ -464,8 +472,28 @@ class QAConfig(Strict):
     timeout: Duration = Field(default=900, description="Stage timeout.")
 
 
-class ReleaseConfig(Strict):
-    approval: Literal["auto"] = Field(default="auto", description="How the release is approved.")
+class GateConfig(Strict):
+    """A stage that may wait for a person: ``release`` (qa approves) and ``canary`` (releaser)."""
+
+    approval: Literal["auto", "manual"] = Field(
+        default="auto",
+        description="`manual`: the run waits at the start of this stage until a person "
+        "approves it (`shipyard approve`); release needs the qa role, canary releaser.",
+    )
+    approval_timeout: Duration | None = Field(
+        default=None,
+        description="With `approval: manual`: fail the run when nobody decides within this long.",
+    )
+
+    @model_validator(mode="after")
+    def _timeout_needs_manual(self) -> GateConfig:
+        if self.approval_timeout is not None and self.approval != "manual":
+            raise ValueError("expected `approval: manual` with `approval_timeout`")
+        return self
+
+
+class ReleaseConfig(GateConfig):
+    """The release stage: promotion into ``release``, after an approval when ``manual``."""
 
 
 _LatencyCheck = Annotated[
@@ -556,7 +584,7 @@ class ShadowConfig(Strict):
     )
 
 
-class CanaryConfig(Strict):
+class CanaryConfig(GateConfig):
     steps: list[StepSpec] = Field(
         default_factory=_default_steps,
         description="Traffic percentages of the canary, in order; a step may be "

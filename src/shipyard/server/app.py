@@ -8,10 +8,12 @@ from fastapi.responses import JSONResponse
 from shipyard.errors import ShipyardError
 from shipyard.server import hooks
 from shipyard.server.api import (
+    approvals,
     artifacts,
     audit,
     environments,
     health,
+    notifications,
     projects,
     rollouts,
     runs,
@@ -40,6 +42,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(projects.router)
     app.include_router(hooks.router)
+    app.include_router(approvals.router)
+    app.include_router(notifications.router)
     return app
 
 

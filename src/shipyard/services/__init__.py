@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from shipyard.adapters import Adapters
+from shipyard.services.approvals import Approvals
 from shipyard.services.artifacts import Artifacts
 from shipyard.services.audit import Audit
 from shipyard.services.deployments import Deployments
+from shipyard.services.notifications import Notifications
 from shipyard.services.processes import Processes
 from shipyard.services.projects import Projects
 from shipyard.services.rollouts import Rollouts
@@ -50,6 +52,14 @@ class Services:
     @cached_property
     def audit(self) -> Audit:
         return Audit(self.adapters)
+
+    @cached_property
+    def approvals(self) -> Approvals:
+        return Approvals(self.adapters)
+
+    @cached_property
+    def notifications(self) -> Notifications:
+        return Notifications(self.adapters)
 
     @cached_property
     def processes(self) -> Processes:

@@ -20,7 +20,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, RolloutAction, TokenRole
+from shipyard.domain import (
+    DEV_REPOSITORY,
+    RELEASE_REPOSITORY,
+    NoticeKind,
+    RolloutAction,
+    TokenRole,
+)
 from shipyard.errors import (
     Conflict,
     Forbidden,
@@ -31,9 +37,11 @@ from shipyard.errors import (
     TooLarge,
     Unauthorized,
 )
+from shipyard.services.approvals import ApprovalView
 from shipyard.services.artifacts import ArtifactDetail, ArtifactView, PromotionView
 from shipyard.services.audit import EventView
 from shipyard.services.deployments import DeploymentView, EnvironmentView, LiveView
+from shipyard.services.notifications import TargetView
 from shipyard.services.projects import NewProject, ProjectView
 from shipyard.services.rollouts import RolloutView
 from shipyard.services.tokens import NewToken, TokenView
@@ -337,6 +345,45 @@ class RemoteProjects:
         return self.api.one(RunView, "POST", path, json={"ref": ref})
 
 
+class RemoteApprovals:
+    """The role check is the server's: it knows the token; ``role`` is ignored here."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def pending(self, project: str | None = None) -> builtins.list[ApprovalView]:
+        return self.api.many(ApprovalView, "/api/v1/approvals", project=project)
+
+    def approve(
+        self, project: str, number: int, reason: str | None = None, *, role: TokenRole | None = None
+    ) -> ApprovalView:
+        path = f"/api/v1/runs/{segment(project)}/{segment(number)}/approve"
+        return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
+
+    def reject(
+        self, project: str, number: int, reason: str, *, role: TokenRole | None = None
+    ) -> ApprovalView:
+        path = f"/api/v1/runs/{segment(project)}/{segment(number)}/reject"
+        return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
+
+
+class RemoteNotifications:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def add(
+        self, url: str, events: builtins.list[NoticeKind] | None = None, project: str | None = None
+    ) -> TargetView:
+        body = {"url": url, "events": [e.value for e in events or []], "project": project}
+        return self.api.one(TargetView, "POST", "/api/v1/notifications", json=body)
+
+    def list(self) -> builtins.list[TargetView]:
+        return self.api.many(TargetView, "/api/v1/notifications")
+
+    def remove(self, target: int) -> TargetView:
+        return self.api.one(TargetView, "DELETE", f"/api/v1/notifications/{segment(target)}")
+
+
 def _given(**params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
 
@@ -374,3 +421,11 @@ class RemoteServices:
     @cached_property
     def projects(self) -> RemoteProjects:
         return RemoteProjects(self.api)
+
+    @cached_property
+    def approvals(self) -> RemoteApprovals:
+        return RemoteApprovals(self.api)
+
+    @cached_property
+    def notifications(self) -> RemoteNotifications:
+        return RemoteNotifications(self.api)

@@ -1,4 +1,8 @@
-"""Stages 9 and 10: the canary in production, then live with an instant rollback kept ready."""
+"""Stages 9 and 10: the canary in production, then live with an instant rollback kept ready.
+
+With ``canary.approval: manual`` a person (releaser) approves before production changes at
+all, so a first release going straight to live waits too.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from typing import Any
 
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks, probe_bodies
-from shipyard.domain import Role, Status
+from shipyard.domain import Gate, Role, Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.services.approvals import Approvals
 
 ENVIRONMENT = "production"
 STAGES = ("canary", "live")  # a run that stops in one of these withdraws its version
@@ -19,12 +24,16 @@ def canary(ctx: RunContext) -> StageOutcome:
     if ENVIRONMENT not in ctx.config.environments:
         return StageOutcome.skipped("no `environments.production` in shipyard.yaml")
     stable = deploy.stable(ctx.adapters, ctx.project, ENVIRONMENT)
+    if stable is not None and stable.version == ctx.version:
+        return StageOutcome.skipped(f"{ctx.version} is already live")
+    # Production is about to change (a canary, or a first release going live): ask first.
+    held = Approvals(ctx.adapters).gate(ctx, Gate.CANARY)
+    if held is not None:
+        return held
     if stable is None:
         return StageOutcome.skipped(
             "first release: no live version to judge against, so it goes straight to live"
         )
-    if stable.version == ctx.version:
-        return StageOutcome.skipped(f"{ctx.version} is already live")
     if ctx.config.canary is None:
         return StageOutcome.skipped(
             "no `canary:` section: the new version goes live without a canary"

@@ -6,7 +6,8 @@ find builds by them and they travel with a pulled artifact. Publish signs the bu
 results of test and analyze, release signs qa's as it records them
 (:mod:`shipyard.artifacts.attestations`), all with the state directory's key. The release
 decision itself is the ``release`` repository's policy (:mod:`shipyard.artifacts.policy`),
-applied by ``promote`` to the results whose signatures verify.
+applied by ``promote`` to the results whose signatures verify; with ``release.approval:
+manual`` a person (qa) approves first (:mod:`shipyard.services.approvals`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from shipyard.artifacts.properties import flatten, stage_properties
 from shipyard.artifacts.repository import promote, record_result
 from shipyard.artifacts.repository import publish as publish_artifact
 from shipyard.artifacts.signing import KeyFile
-from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
+from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, Gate
 from shipyard.errors import StageFailed
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.services.approvals import Approvals
 
 __all__ = ["RELEASE_GATES", "publish", "release"]
 
@@ -89,10 +91,13 @@ def release(ctx: RunContext) -> StageOutcome:
     artifact = ctx.store.get_artifact(ctx.project, ctx.version)
     keys = KeyFile.resolve(ctx.state.signing_key)
     qa = ctx.results.get("qa")
-    if qa is not None:
+    if qa is not None:  # recorded before the gate, so whoever approves sees qa's results
         properties = _qa_properties(qa.status.value, qa.summary)
         record_result(ctx.store, artifact, "qa", properties, keys)
         ctx.store.update_build_info(ctx.project, ctx.version, qa=qa.summary)
+    held = Approvals(ctx.adapters).gate(ctx, Gate.RELEASE)
+    if held is not None:
+        return held
     result = promote(
         ctx.store,
         ctx.project,
