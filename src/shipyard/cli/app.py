@@ -108,9 +108,7 @@ def run(
             f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] queued at {queued.sha[:12]} ({ref})"
         )
         if as_json:
-            print_json(
-                console, run_dict(RunView.of(a.store.get_run(queued.project, queued.number)))
-            )
+            print_json(console, run_dict(queued))
         return
     out.print(
         f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] at {queued.sha[:12]} ({ref})"
@@ -224,7 +222,7 @@ analysis.register(app)
 server.register(app)
 environments.register(app)
 rollout.register(app)
-projects.register(app)
 tokens.register(app)
+projects.register(app)
 approvals.register(app)
 notify.register(app)

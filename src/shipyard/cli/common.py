@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, overload
 
 import typer
 from rich.console import Console
@@ -44,6 +44,14 @@ def adapters(state: Path | None) -> Adapters:
     from shipyard.wiring import open_adapters
 
     return open_adapters(state)
+
+
+@overload
+def services(state: Path | None) -> Services: ...
+
+
+@overload
+def services(state: Path | None, server: str | None) -> Services | RemoteServices: ...
 
 
 def services(state: Path | None, server: str | None = None) -> Services | RemoteServices:
@@ -96,9 +104,7 @@ def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
 
     if isinstance(found, Services):
         return _project_names(found.adapters)
-    raise InvalidInput(
-        "Which project? A server may hold several.", hint="Name it with --project NAME."
-    )
+    return [p.name for p in found.projects.list()]
 
 
 def split_ref(value: str) -> tuple[str, str]:

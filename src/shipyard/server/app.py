@@ -33,15 +33,15 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(ShipyardError, _error)  # type: ignore[arg-type]
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(tokens.router)
     app.include_router(rollouts.router)
     app.include_router(environments.router)
     app.include_router(artifacts.router)
     app.include_router(audit.router)
     app.include_router(projects.router)
     app.include_router(hooks.router)
-    app.include_router(health.router)
-    app.include_router(runs.router)
-    app.include_router(tokens.router)
     app.include_router(approvals.router)
     app.include_router(notifications.router)
     return app

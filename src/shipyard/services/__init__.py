@@ -54,10 +54,6 @@ class Services:
         return Audit(self.adapters)
 
     @cached_property
-    def projects(self) -> Projects:
-        return Projects(self.adapters, self.runs)
-
-    @cached_property
     def approvals(self) -> Approvals:
         return Approvals(self.adapters)
 
@@ -68,3 +64,7 @@ class Services:
     @cached_property
     def processes(self) -> Processes:
         return Processes(self.adapters)
+
+    @cached_property
+    def projects(self) -> Projects:
+        return Projects(self.adapters, self.runs)

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from shipyard.domain import NoticeKind, TokenRole
+from shipyard.domain import (
+    DEV_REPOSITORY,
+    RELEASE_REPOSITORY,
+    NoticeKind,
+    RolloutAction,
+    TokenRole,
+)
 from shipyard.errors import (
     Conflict,
     Forbidden,
@@ -29,7 +38,12 @@ from shipyard.errors import (
     Unauthorized,
 )
 from shipyard.services.approvals import ApprovalView
+from shipyard.services.artifacts import ArtifactDetail, ArtifactView, PromotionView
+from shipyard.services.audit import EventView
+from shipyard.services.deployments import DeploymentView, EnvironmentView, LiveView
 from shipyard.services.notifications import TargetView
+from shipyard.services.projects import NewProject, ProjectView
+from shipyard.services.rollouts import RolloutView
 from shipyard.services.tokens import NewToken, TokenView
 from shipyard.services.views import LogChunk, RunView
 
@@ -76,8 +90,7 @@ class Api:
         return model.model_validate_json(self.call(method, path, **kwargs).content)
 
     def many(self, model: type[Model], path: str, **params: Any) -> list[Model]:
-        wanted = {key: value for key, value in params.items() if value is not None}
-        content = self.call("GET", path, params=wanted).content
+        content = self.call("GET", path, params=_given(**params)).content
         return TypeAdapter(list[model]).validate_json(content)  # type: ignore[valid-type]
 
 
@@ -157,6 +170,181 @@ class RemoteTokens:
         return self.api.one(TokenView, "DELETE", f"/api/v1/tokens/{segment(name)}")
 
 
+class RemoteRollouts:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def get(
+        self, project: str, environment: str = "production", rollout_id: int | None = None
+    ) -> RolloutView:
+        path = f"/api/v1/rollouts/{segment(project)}/{segment(environment)}"
+        return self.api.one(RolloutView, "GET", path, params=_given(id=rollout_id))
+
+    def steer(
+        self,
+        project: str,
+        environment: str,
+        action: RolloutAction,
+        rollout_id: int | None = None,
+    ) -> RolloutView:
+        path = f"/api/v1/rollouts/{segment(project)}/{segment(environment)}/{segment(action)}"
+        return self.api.one(RolloutView, "POST", path, params=_given(id=rollout_id))
+
+
+class RemoteDeployments:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def list(
+        self, project: str | None = None, environment: str | None = None
+    ) -> builtins.list[DeploymentView]:
+        return self.api.many(
+            DeploymentView, "/api/v1/deployments", project=project, environment=environment
+        )
+
+    def environments(self, project: str | None = None) -> builtins.list[EnvironmentView]:
+        return self.api.many(EnvironmentView, "/api/v1/environments", project=project)
+
+    def deploy(
+        self,
+        name: str,
+        version: str,
+        environment: str = "staging",
+        *,
+        say: Callable[[str], None] | None = None,
+    ) -> LiveView:
+        """``say`` gets no progress from afar: the answer comes once the version is live."""
+        path = f"/api/v1/environments/{segment(name)}/{segment(environment)}/deploy"
+        return self.api.one(LiveView, "POST", path, json={"version": version})
+
+    def rollback(self, project: str, environment: str = "production") -> LiveView:
+        path = f"/api/v1/environments/{segment(project)}/{segment(environment)}/rollback"
+        return self.api.one(LiveView, "POST", path)
+
+
+class RemoteArtifacts:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def search(
+        self,
+        name: str | None = None,
+        repository: str | None = None,
+        version: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        *,
+        sha: str | None = None,
+    ) -> builtins.list[ArtifactView]:
+        assignments = [f"{key}={value}" for key, value in (properties or {}).items()]
+        return self.api.many(
+            ArtifactView,
+            "/api/v1/artifacts",
+            name=name,
+            repository=repository,
+            version=version,
+            sha=sha,
+            property=assignments or None,
+        )
+
+    def show(self, name: str, version: str) -> ArtifactDetail:
+        path = f"/api/v1/artifacts/{segment(name)}/{segment(version)}"
+        return self.api.one(ArtifactDetail, "GET", path)
+
+    def promote(
+        self,
+        name: str,
+        version: str,
+        *,
+        override: bool = False,
+        reason: str | None = None,
+        source: str = DEV_REPOSITORY,
+        target: str = RELEASE_REPOSITORY,
+        dry_run: bool = False,
+        key: Path | None = None,
+        role: TokenRole | None = None,
+    ) -> PromotionView:
+        """Promoted with the server's signing key, as the calling token's role (``role`` is
+        the token's there, whatever is passed here)."""
+        if key is not None:
+            raise InvalidInput(
+                "--key names a key file on this machine; a server signs with its own key.",
+                hint="Leave --key out, or run the command on the server's machine.",
+            )
+        body = {
+            "override": override,
+            "reason": reason,
+            "source": source,
+            "target": target,
+            "dry_run": dry_run,
+        }
+        path = f"/api/v1/artifacts/{segment(name)}/{segment(version)}/promote"
+        return self.api.one(PromotionView, "POST", path, json=body)
+
+
+class RemoteAudit:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def events(
+        self,
+        actor: str | None = None,
+        project: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> builtins.list[EventView]:
+        return self.api.many(
+            EventView,
+            "/api/v1/audit",
+            actor=actor,
+            project=project,
+            action=action,
+            since=since.isoformat() if since else None,
+            limit=limit,
+        )
+
+
+class RemoteProjects:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def add(
+        self,
+        name: str,
+        repo: str,
+        *,
+        branches: builtins.list[str] | None = None,
+        webhook_secret: str | None = None,
+        poll_interval: float | str | None = None,
+    ) -> tuple[ProjectView, str]:
+        """``repo`` is as the server sees it: a URL, or a path on the server's machine."""
+        body = _given(
+            name=name,
+            repo=repo,
+            branches=branches,
+            webhook_secret=webhook_secret,
+            poll_interval=poll_interval,
+        )
+        added = self.api.one(NewProject, "POST", "/api/v1/projects", json=body)
+        return added.project, added.webhook_secret
+
+    def list(self) -> builtins.list[ProjectView]:
+        return self.api.many(ProjectView, "/api/v1/projects")
+
+    def get(self, name: str) -> ProjectView:
+        return self.api.one(ProjectView, "GET", f"/api/v1/projects/{segment(name)}")
+
+    def remove(self, name: str) -> ProjectView:
+        return self.api.one(ProjectView, "DELETE", f"/api/v1/projects/{segment(name)}")
+
+    def run(
+        self, name: str, ref: str, *, trigger: str = "api", branch: str | None = None
+    ) -> RunView:
+        """Queued by the server from its mirror of the remote (its trigger is ``api``)."""
+        path = f"/api/v1/projects/{segment(name)}/runs"
+        return self.api.one(RunView, "POST", path, json={"ref": ref})
+
+
 class RemoteApprovals:
     """The role check is the server's: it knows the token; ``role`` is ignored here."""
 
@@ -196,6 +384,10 @@ class RemoteNotifications:
         return self.api.one(TargetView, "DELETE", f"/api/v1/notifications/{segment(target)}")
 
 
+def _given(**params: Any) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if value is not None}
+
+
 class RemoteServices:
     """``Services`` over HTTP: the same attributes, methods and read models."""
 
@@ -209,6 +401,26 @@ class RemoteServices:
     @cached_property
     def tokens(self) -> RemoteTokens:
         return RemoteTokens(self.api)
+
+    @cached_property
+    def rollouts(self) -> RemoteRollouts:
+        return RemoteRollouts(self.api)
+
+    @cached_property
+    def deployments(self) -> RemoteDeployments:
+        return RemoteDeployments(self.api)
+
+    @cached_property
+    def artifacts(self) -> RemoteArtifacts:
+        return RemoteArtifacts(self.api)
+
+    @cached_property
+    def audit(self) -> RemoteAudit:
+        return RemoteAudit(self.api)
+
+    @cached_property
+    def projects(self) -> RemoteProjects:
+        return RemoteProjects(self.api)
 
     @cached_property
     def approvals(self) -> RemoteApprovals:

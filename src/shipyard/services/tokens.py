@@ -10,9 +10,9 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shipyard.adapters import Adapters
 from shipyard.domain import TokenRole
@@ -23,6 +23,7 @@ from shipyard.store.models import Token, utcnow
 __all__ = ["NewToken", "TokenRequest", "TokenView", "Tokens"]
 
 PREFIX = "shy_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
@@ -105,13 +106,20 @@ class Tokens:
     def authenticate(self, secret: str) -> TokenView | None:
         """The live token whose secret this is; None for an unknown or revoked one."""
         wanted = digest(secret)
-        with self.store.session() as s:
+        with self.store.reading() as s:
             row = s.scalar(select(Token).where(Token.digest == wanted))
             # The lookup is by digest; compare again in constant time all the same.
             if row is None or not hmac.compare_digest(row.digest, wanted) or row.revoked_at:
                 return None
-            row.last_used_at = utcnow()
-            return TokenView.of(row)
+            token = TokenView.of(row)
+        now = utcnow()
+        # Written at most once a minute: every API call authenticates, and a write on each
+        # would make every read wait for SQLite's one writer.
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            with self.store.session() as s:
+                s.execute(update(Token).where(Token.name == token.name).values(last_used_at=now))
+            token = token.model_copy(update={"last_used_at": now})
+        return token
 
 
 def _actor() -> str:

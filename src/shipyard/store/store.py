@@ -19,7 +19,7 @@ from typing import Any
 
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from shipyard.domain import STAGES, Status
@@ -41,6 +41,12 @@ from shipyard.store.rollouts import RolloutRows
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+
+# A run is read with its project and stages: one query each, not one per run (the API lists
+# runs on every dashboard refresh).
+WITH_STAGES = (joinedload(Run.project), selectinload(Run.stages))
+
+READ_ONLY = "shipyard_read_only"
 
 _ACTOR: ContextVar[str | None] = ContextVar("shipyard_actor", default=None)
 
@@ -80,8 +86,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock at the start, so read-then-write sequences (the next run
-    # number) cannot interleave between processes.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # number) cannot interleave between processes. A session that only reads (Store.reading)
+    # begins DEFERRED: in WAL mode it then waits for no writer and no writer waits for it.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def in_memory(url: str) -> bool:
@@ -157,6 +165,14 @@ class Store:
         with self._serial, self._sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: it neither waits for nor blocks the one writer (API
+        reads under load)."""
+        with self._serial, self._sessions.begin() as session:
+            session.connection(execution_options={READ_ONLY: True})
+            yield session
+
     @staticmethod
     def record(
         session: Session, action: str, subject: str, actor: str | None = None, **detail: Any
@@ -211,8 +227,8 @@ class Store:
 
     def get_run(self, project: str, number: int | None = None) -> Run:
         """A run with its stages; the newest when ``number`` is None."""
-        with self.session() as s:
-            query = select(Run).join(Project).where(Project.name == project)
+        with self.reading() as s:
+            query = select(Run).join(Project).where(Project.name == project).options(*WITH_STAGES)
             if number is None:
                 query = query.order_by(Run.number.desc())
             else:
@@ -229,15 +245,14 @@ class Store:
             return run
 
     def list_runs(self, project: str | None = None, limit: int = 20) -> Sequence[Run]:
-        with self.session() as s:
-            query = (
-                select(Run)
-                .join(Project)
-                .order_by(Run.created_at.desc(), Run.id.desc())
-                .limit(limit)
-            )
+        with self.reading() as s:
+            query = select(Run).join(Project).options(*WITH_STAGES).limit(limit)
+            # Newest first by what an index holds, not by sorting the table: run numbers grow
+            # within a project, ids as runs are created.
             if project:
-                query = query.where(Project.name == project)
+                query = query.where(Project.name == project).order_by(Run.number.desc())
+            else:
+                query = query.order_by(Run.id.desc())
             runs = s.scalars(query).all()
             for run in runs:
                 _ = run.stages, run.project

@@ -1,1 +1,1 @@
-"""The API's routers, one module per resource; ``server/app.py`` includes them."""
+"""The routes under /api/v1, one module per subject, each with a ``router``."""

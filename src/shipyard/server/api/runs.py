@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +21,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 viewer = Depends(require(TokenRole.VIEWER))
 POLL = 0.25  # seconds between looks at a log that has not finished
+# Bounds that keep a client's numbers inside what SQLite and a file offset can hold.
+RunNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Offset = Annotated[int, Query(ge=0, le=2**53)]
 
 
 @router.get("", dependencies=[viewer])
@@ -38,12 +42,12 @@ def latest_run(project: str, found: Services = Depends(services)) -> RunView:
 
 
 @router.get("/{project}/{number}", dependencies=[viewer])
-def get_run(project: str, number: int, found: Services = Depends(services)) -> RunView:
+def get_run(project: str, number: RunNumber, found: Services = Depends(services)) -> RunView:
     return found.runs.get(project, number)
 
 
 @router.post("/{project}/{number}/cancel", dependencies=[Depends(require(TokenRole.DEVELOPER))])
-def cancel_run(project: str, number: int, found: Services = Depends(services)) -> RunView:
+def cancel_run(project: str, number: RunNumber, found: Services = Depends(services)) -> RunView:
     """Stop the run: its driver stops the running command; a run nobody drives ends here."""
     return found.runs.cancel(project, number)
 
@@ -56,11 +60,11 @@ def cancel_run(project: str, number: int, found: Services = Depends(services)) -
 )
 async def stage_log(
     project: str,
-    number: int,
+    number: RunNumber,
     stage: str,
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     follow: bool = True,
-    last_event_id: int | None = Header(None, ge=0),
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**53)] = None,
     found: Services = Depends(services),
 ) -> StreamingResponse:
     """The stage's log as Server-Sent Events, each a ``LogChunk`` in JSON (event ``log``).
