@@ -12,12 +12,10 @@ takes them at once), and the model servers keep serving.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from shipyard.adapters import Adapters
 from shipyard.coordination import new_owner
@@ -79,7 +77,9 @@ def serve(adapters: Adapters, options: ServerOptions, say: Say) -> None:
             f"with {options.workers} worker(s)"
         )
         workers.start()
-        threads = [_thread(name, work) for name, work in _loops(adapters, services, stop, say)]
+        url = f"http://{options.host}:{options.port}"
+        loops = _loops(adapters, services, stop, say, url)
+        threads = [_thread(name, work) for name, work in loops]
         try:
             http.run()  # returns on SIGINT/SIGTERM
         finally:
@@ -97,39 +97,28 @@ def _thread(name: str, work: Callable[[], None]) -> threading.Thread:
 
 
 def _loops(
-    adapters: Adapters, services: Services, stop: threading.Event, say: Say
+    adapters: Adapters, services: Services, stop: threading.Event, say: Say, base_url: str
 ) -> list[tuple[str, Callable[[], None]]]:
     """The server's background loops, each running until ``stop`` is set."""
     from shipyard.controllers import Reconciler
+    from shipyard.notify import Notifier
+    from shipyard.server.polling import Poller
 
     reconciler = Reconciler(adapters, say)
-    loops: list[tuple[str, Callable[[], None]]] = [
+    notifier = Notifier(services, base_url=base_url)
+    return [
         ("reconciler", lambda: reconciler.run_forever(RECONCILE_EVERY, stop)),
+        ("poller", lambda: Poller(services).run(stop)),
+        ("notifier", lambda: notifier.run(stop)),
+        ("approvals", lambda: _every(APPROVALS_EVERY, stop, services, say)),
     ]
-    poller = _optional("shipyard.server.polling", "Poller")  # TODO(merge): projects branch
-    if poller is not None:
-        loops.append(("poller", lambda: poller(services).run(stop)))
-    notifier = _optional("shipyard.notify", "Notifier")  # TODO(merge): approvals branch
-    if notifier is not None:
-        loops.append(("notifier", lambda: notifier(services).run(stop)))
-    if hasattr(services, "approvals"):  # TODO(merge): approvals branch
-        loops.append(("approvals", lambda: _every(APPROVALS_EVERY, stop, services, say)))
-    return loops
-
-
-def _optional(module: str, name: str) -> Any:
-    """``module.name`` when this build has it (the branches that add them merge separately)."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _every(seconds: float, stop: threading.Event, services: Services, say: Say) -> None:
     """Fail the runs whose approval is past its timeout, every ``seconds``."""
     while not stop.wait(seconds):
         try:
-            for expired in getattr(services, "approvals").expire_overdue():  # noqa: B009 - until merged
+            for expired in services.approvals.expire_overdue():
                 say(f"approval expired: {expired}")
         except ShipyardError as exc:
             say(f"approvals: {exc.message}")
