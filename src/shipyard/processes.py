@@ -3,7 +3,7 @@
 Every stage command, model server and gateway is recorded in the ``processes`` table with its
 owner (the identity of the Shipyard process that started it, which holds a lease while it
 lives) and its start time, so a restarted server or `shipyard down` can find what a dead one
-left and never mistakes a reused pid for it (ARCHITECTURE.md 8).
+left and never mistakes a reused pid for it (ARCHITECTURE.md 7).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def update_rollout(
 
 
 def driver_lease(rollout_id: int) -> str:
-    """The lease held by the one owner driving a rollout (ARCHITECTURE.md 8)."""
+    """The lease held by the one owner driving a rollout (ARCHITECTURE.md 7)."""
     return f"rollout:{rollout_id}"
 
 

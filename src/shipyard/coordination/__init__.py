@@ -1,4 +1,4 @@
-"""Coordination by leases (ARCHITECTURE.md 8): who drives a run, a rollout, a deploy turn."""
+"""Coordination by leases (ARCHITECTURE.md 7): who drives a run, a rollout, a deploy turn."""
 
 from shipyard.coordination.interface import HeldLease, LeaseInfo, LeaseLost, Leases, new_owner
 

@@ -239,7 +239,7 @@ class Lease(Base):
     """A named lease (``run:iris#3``, ``deploy:iris``, ``rollout:7``): held while renewed.
 
     The holder renews it before ``expires_at``; once it has expired anyone may take it, so a
-    dead holder's work is picked up by another (ARCHITECTURE.md 8).
+    dead holder's work is picked up by another (ARCHITECTURE.md 7).
     """
 
     __tablename__ = "leases"
