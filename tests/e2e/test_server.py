@@ -1,0 +1,223 @@
+"""A team's road to production, end to end through `shipyard server`.
+
+The server runs as a subprocess on a tmp state directory. A project is registered whose remote is
+a local bare repository; a commit is pushed there with real git and announced by a push event
+signed as GitHub signs it; the run is followed through the API to `live`. A second commit, with
+`release.approval: manual`, waits at the release gate until a qa token approves it (a developer
+token may not), then goes through the canary to live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.pipeline.context import free_port
+
+from .conftest import commit, git, make_project
+
+pytestmark = pytest.mark.e2e
+SECRET = "a-webhook-secret-for-the-test"
+TOKEN = re.compile(r"shy_[A-Za-z0-9_-]{20,}")
+SAMPLE = {
+    "dataframe_records": [
+        {"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}
+    ]
+}
+
+
+def shipyard(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "shipyard", *args, "--state", str(state)]
+    env = {k: v for k, v in os.environ.items() if k not in ("SHIPYARD_SERVER", "SHIPYARD_TOKEN")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, f"shipyard {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done
+
+
+def token(state: Path, name: str, role: str) -> str:
+    found = TOKEN.search(shipyard(state, "token", "create", name, "--role", role).stdout)
+    assert found, f"no token printed for {name}"
+    return found.group(0)
+
+
+class Server:
+    def __init__(self, state: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = (state.parent / "server.log").open("w")
+        command = [sys.executable, "-m", "shipyard", "server", "--state", str(state)]
+        self.process = subprocess.Popen(
+            [*command, "--port", str(port), "--workers", "2"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_until(lambda: self.healthy(), 60, "the server to answer")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return self.process.poll() is not None and _raise(self.log.name)
+
+    def wait_until(self, ready: Any, seconds: float, what: str) -> Any:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            value = ready()
+            if value:
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"timed out after {seconds:g}s waiting for {what}")
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def _raise(log: str) -> bool:
+    raise AssertionError(f"the server exited:\n{Path(log).read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    state = tmp_path / "state"
+    running = Server(state, free_port())
+    try:
+        yield running, state
+    finally:
+        running.stop()
+        subprocess.run(
+            [sys.executable, "-m", "shipyard", "down", "--state", str(state)],
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def push_event(repo: Path, sha: str, before: str) -> bytes:
+    return json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "before": before,
+            "after": sha,
+            "created": before == "0" * 40,
+            "deleted": False,
+            "repository": {"full_name": "team/iris", "clone_url": str(repo)},
+            "pusher": {"name": "alice", "email": "alice@example.invalid"},
+            "head_commit": {"id": sha, "message": "a model"},
+        }
+    ).encode()
+
+
+def post_push(server: Server, project: str, body: bytes) -> httpx.Response:
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": "push",
+        "x-github-delivery": str(uuid.uuid4()),
+        "x-hub-signature-256": signature,
+    }
+    return httpx.post(f"{server.url}/hooks/github/{project}", content=body, headers=headers)
+
+
+def run_of(server: Server, auth: str, project: str, number: int) -> dict[str, Any]:
+    response = httpx.get(
+        f"{server.url}/api/v1/runs/{project}/{number}",
+        headers={"authorization": f"Bearer {auth}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def finished(server: Server, auth: str, project: str, number: int) -> dict[str, Any] | None:
+    run = run_of(server, auth, project, number)
+    return run if run["status"] not in ("queued", "running", "waiting") else None
+
+
+def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
+    server: tuple[Server, Path], tmp_path: Path
+) -> None:
+    running, state = server
+    work, port = make_project(tmp_path, "team-iris")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(work, "remote", "add", "origin", str(remote))
+    git(work, "push", "-q", "origin", "main")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    viewer, developer = token(state, "ci-view", "viewer"), token(state, "dev", "developer")
+    qa = token(state, "qa-lead", "qa")
+    shipyard(
+        state, "project", "add", "team-iris", "--repo", str(remote), "--branch", "main",
+        "--webhook-secret-file", str(secret_file),
+    )  # fmt: skip
+
+    first = git(work, "rev-parse", "HEAD").strip()
+    queued = post_push(running, "team-iris", push_event(remote, first, "0" * 40))
+    assert queued.status_code == 202, queued.text
+    number = queued.json()["run"]
+    run = running.wait_until(lambda: finished(running, viewer, "team-iris", number), 420, "run 1")
+    assert run["status"] == "passed", run
+    assert run["sha"] == first and run["trigger"] == "github"
+    assert {s["name"]: s["status"] for s in run["stages"]}["live"] == "passed"
+    served = httpx.post(f"http://127.0.0.1:{port}/invocations", json=SAMPLE, timeout=10)
+    assert served.status_code == 200 and served.json() == {"predictions": ["virginica"]}
+
+    config = work / "shipyard.yaml"
+    config.write_text(
+        config.read_text().replace("release: {approval: auto}", "release: {approval: manual}")
+    )
+    second = commit(work, "a release that QA confirms")
+    git(work, "push", "-q", "origin", "main")
+    queued = post_push(running, "team-iris", push_event(remote, second, first))
+    assert queued.status_code == 202, queued.text
+    number = queued.json()["run"]
+
+    def waiting() -> dict[str, Any] | None:
+        run = run_of(running, viewer, "team-iris", number)
+        assert run["status"] not in ("failed", "cancelled", "passed"), run
+        return run if run["status"] == "waiting" and "approval" in (run["message"] or "") else None
+
+    run = running.wait_until(waiting, 420, "run 2 to wait for approval")
+    assert {s["name"]: s["status"] for s in run["stages"]}["qa"] == "passed"
+    approve = f"{running.url}/api/v1/runs/team-iris/{number}/approve"
+    refused = httpx.post(
+        approve, json={"reason": "looks good"}, headers={"authorization": f"Bearer {developer}"}
+    )
+    assert refused.status_code == 403
+    approved = httpx.post(
+        approve, json={"reason": "QA signed off"}, headers={"authorization": f"Bearer {qa}"}
+    )
+    assert approved.status_code == 200, approved.text
+    run = running.wait_until(lambda: finished(running, viewer, "team-iris", number), 300, "run 2")
+    assert run["status"] == "passed", run
+    stages = {s["name"]: s["status"] for s in run["stages"]}
+    assert stages["release"] == stages["canary"] == stages["live"] == "passed"
+    served = httpx.post(f"http://127.0.0.1:{port}/invocations", json=SAMPLE, timeout=10)
+    assert served.headers["x-shipyard-version"] == f"{number}-{second[:7]}"
+
+    events = httpx.get(
+        f"{running.url}/api/v1/audit",
+        params={"project": "team-iris", "limit": 500},
+        headers={"authorization": f"Bearer {viewer}"},
+    ).json()
+    approvals = [e for e in events if e["action"] == "approval.approved"]
+    assert approvals and approvals[0]["actor"] == "qa-lead"
