@@ -85,3 +85,13 @@ def test_of_many_threads_racing_for_one_lease_exactly_one_wins(leases: Leases) -
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+
+
+def test_settle_names_a_holder_that_renews_and_waits_out_one_that_stopped(leases: Leases) -> None:
+    assert leases.settle("rollout:1") is None  # nobody holds it
+    with leases.hold("rollout:1", "alive", ttl=0.6) as _:
+        holder = leases.settle("rollout:1", poll=0.05)
+        assert holder is not None and holder.owner == "alive"
+    assert leases.acquire("rollout:2", "killed", ttl=0.5)  # taken, then never renewed
+    assert leases.settle("rollout:2", poll=0.05) is None
+    assert leases.acquire("rollout:2", "resumer", ttl=30)

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -45,6 +45,10 @@ from shipyard.cli.render import (
 )
 from shipyard.domain import STAGES, Status
 from shipyard.services.views import RunView
+
+if TYPE_CHECKING:
+    from shipyard.services import Services
+    from shipyard.services.remote import RemoteServices
 
 app = typer.Typer(
     name="shipyard",
@@ -94,12 +98,18 @@ def run(
         bool,
         typer.Option("--detach", help="Only queue the run; a `shipyard server` drives it."),
     ] = False,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole pipeline for one commit, from build to live (or queue it with --detach)."""
     from shipyard.cli.foreground import drive_here
     from shipyard.services.runs import Runs
 
+    if server:
+        run_on_server(
+            services(state, server), path, ref, quiet=quiet, detach=detach, as_json=as_json
+        )
+        return
     a = adapters(state)
     queued = Runs(a).queue(path, ref)
     out = err if as_json else console
@@ -124,6 +134,39 @@ def run(
         for name, url in endpoints.items():
             console.print(f"{name}: {url}")
     raise typer.Exit(0 if final is Status.PASSED else 1)
+
+
+def run_on_server(
+    found: Services | RemoteServices,
+    path: Path,
+    ref: str,
+    *,
+    quiet: bool,
+    detach: bool,
+    as_json: bool,
+) -> None:
+    """`shipyard run --server`: the server fetches the commit and drives the run; we follow."""
+    from shipyard.cli.follow import follow, queue_on_server
+    from shipyard.services.remote import RemoteServices
+
+    assert isinstance(found, RemoteServices)
+    out = err if as_json else console
+    queued = queue_on_server(found, path, ref)
+    verb = "queued" if detach else "on the server"
+    out.print(
+        f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] {verb} at {queued.sha[:12]} ({ref})"
+    )
+    result = (
+        queued
+        if detach
+        else follow(found, queued, RichReporter(out, verbose=not quiet and not as_json), out)
+    )
+    if as_json:
+        print_json(console, run_dict(result))
+    elif not detach:
+        console.print(run_table(result))
+    if not detach and result.status is not Status.PASSED:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.table import Table
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
+    ServerOption,
     StateOption,
     adapters,
     console,
@@ -48,12 +49,13 @@ def artifacts(
     repo: RepositoryOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List artifacts and the repositories that hold them."""
     if ctx.invoked_subcommand is not None:
         return
-    _print_listing(services(state).artifacts.search(name=project, repository=repo), as_json)
+    _print_listing(services(state, server).artifacts.search(name=project, repository=repo), as_json)
 
 
 @artifacts_app.command("search")
@@ -70,13 +72,14 @@ def artifacts_search(
     ] = None,
     repo: RepositoryOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Find artifacts by name, version range, git sha, property and repository."""
     from shipyard.artifacts.properties import parse_assignment
 
     properties = dict(parse_assignment(p) for p in prop or [])
-    found = services(state).artifacts.search(name, repo, version, properties, sha=sha)
+    found = services(state, server).artifacts.search(name, repo, version, properties, sha=sha)
     _print_listing(found, as_json)
 
 
@@ -103,10 +106,11 @@ def _print_listing(found: list[ArtifactView], as_json: bool) -> None:
 def artifacts_show(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """An artifact's build-info, properties, repositories, signatures and attestations."""
-    detail = services(state).artifacts.show(*split_ref(ref))
+    detail = services(state, server).artifacts.show(*split_ref(ref))
     data = {
         **_artifact_dict(detail),
         "signatures": [_trust(s.key_id, s.verified) for s in detail.signatures],
@@ -504,10 +508,11 @@ def promote(
     ] = False,
     key: KeyOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Promote an artifact if the target's policy allows it (metadata only; release signs it)."""
     name, version = split_ref(ref)
-    result = services(state).artifacts.promote(
+    result = services(state, server).artifacts.promote(
         name,
         version,
         override=override,

@@ -11,6 +11,7 @@ from rich.table import Table
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
+    ServerOption,
     StateOption,
     console,
     pick_project,
@@ -26,10 +27,11 @@ def deploy(
         str, typer.Option("--env", "-e", help="Environment, e.g. staging or production.")
     ] = "staging",
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Deploy an artifact to an environment with all traffic (production takes only `release` artifacts)."""
     name, version = split_ref(ref)
-    live = services(state).deployments.deploy(name, version, env, say=console.print)
+    live = services(state, server).deployments.deploy(name, version, env, say=console.print)
     if live.standby:
         console.print(f"{live.standby} kept ready for `shipyard rollback --env {env}`")
     console.print(f"{name}:{version} serves all traffic in {env} at {live.url}")
@@ -39,9 +41,10 @@ def rollback(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment.")] = "production",
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Move all traffic back to the previous version, which was kept running (instant)."""
-    found = services(state)
+    found = services(state, server)
     name = pick_project(found, project)
     started = time.monotonic()
     live = found.deployments.rollback(name, env)
@@ -53,10 +56,11 @@ def rollback(
 def envs(
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the environments: which versions run where, with their traffic weight."""
-    environments = services(state).deployments.environments(project)
+    environments = services(state, server).deployments.environments(project)
     rows = [d for environment in environments for d in environment.deployments]
     if as_json:
         print_json(console, [d.model_dump(mode="json") for d in rows])

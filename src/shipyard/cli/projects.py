@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shipyard.cli.common import JsonOption, StateOption, adapters, console
+from shipyard.cli.common import JsonOption, ServerOption, StateOption, console, services
 from shipyard.cli.render import print_json
 from shipyard.errors import InvalidInput
 
 if TYPE_CHECKING:  # the services import SQLAlchemy and cryptography: not at CLI start
-    from shipyard.services import Services
     from shipyard.services.projects import ProjectView
 
 project_app = typer.Typer(help="Projects a server builds on every push: add, list, show, remove.")
@@ -27,12 +26,6 @@ FORGE_SETUP = {
     "gitea": "Settings > Webhooks > Gitea: POST, application/json, the secret, push events",
     "forgejo": "Settings > Webhooks > Forgejo: POST, application/json, the secret, push events",
 }
-
-
-def _services(state: Path | None) -> Services:
-    from shipyard.services import Services
-
-    return Services(adapters(state))
 
 
 def _server_url() -> str:
@@ -55,10 +48,11 @@ def project_add(
         str | None, typer.Option("--poll", help="Also poll the remote this often, e.g. 1m.")
     ] = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Register a project: a mirror of its remote, the branches to run, its webhook secret."""
     secret = _read_secret(secret_file) if secret_file else None
-    project, made = _services(state).projects.add(
+    project, made = services(state, server).projects.add(
         name, repo, branches=branch or ["main"], webhook_secret=secret, poll_interval=poll
     )
     console.print(f"registered [bold]{project.name}[/]: {project.remote}")
@@ -74,9 +68,11 @@ def project_add(
 
 
 @project_app.command("list")
-def project_list(state: StateOption = None, as_json: JsonOption = False) -> None:
+def project_list(
+    state: StateOption = None, server: ServerOption = None, as_json: JsonOption = False
+) -> None:
     """The registered projects."""
-    found = _services(state).projects.list()
+    found = services(state, server).projects.list()
     if as_json:
         print_json(console, [p.model_dump(mode="json") for p in found])
         return
@@ -91,10 +87,11 @@ def project_list(state: StateOption = None, as_json: JsonOption = False) -> None
 def project_show(
     name: Annotated[str, typer.Argument(help="Project name.")],
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """A project's remote, branches, polling and webhook URLs (never its secret)."""
-    project = _services(state).projects.get(name)
+    project = services(state, server).projects.get(name)
     if as_json:
         print_json(console, project.model_dump(mode="json"))
         return
@@ -107,10 +104,12 @@ def project_show(
 
 @project_app.command("remove")
 def project_remove(
-    name: Annotated[str, typer.Argument(help="Project name.")], state: StateOption = None
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Unregister a project: no more webhooks or polling; its runs and history stay."""
-    project = _services(state).projects.remove(name)
+    project = services(state, server).projects.remove(name)
     console.print(f"unregistered {project.name}; its runs and mirror ({project.repository}) stay")
 
 
@@ -119,9 +118,10 @@ def project_run(
     name: Annotated[str, typer.Argument(help="Project name.")],
     ref: Annotated[str, typer.Option("--ref", help="A branch, tag or full sha.")] = "main",
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Fetch a ref of the project's remote and queue a run of it for the server."""
-    run = _services(state).projects.run(name, ref, trigger="cli")
+    run = services(state, server).projects.run(name, ref, trigger="cli")
     console.print(f"queued [bold]{run.project}[/] run [bold]#{run.number}[/] at {run.sha[:12]}")
 
 

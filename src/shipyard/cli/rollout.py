@@ -20,6 +20,7 @@ from shipyard.canary import records
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
+    ServerOption,
     StateOption,
     adapters,
     console,
@@ -33,6 +34,7 @@ from shipyard.errors import InvalidInput
 
 if TYPE_CHECKING:
     from shipyard.services import Services
+    from shipyard.services.remote import RemoteServices
     from shipyard.services.rollouts import RolloutView
 
 rollout_app = typer.Typer(
@@ -47,7 +49,11 @@ IdOption = Annotated[
 
 
 def _steer(
-    found: Services, project: str | None, env: str, action: RolloutAction, rollout_id: int | None
+    found: Services | RemoteServices,
+    project: str | None,
+    env: str,
+    action: RolloutAction,
+    rollout_id: int | None,
 ) -> RolloutView:
     return found.rollouts.steer(pick_project(found, project), env, action, rollout_id)
 
@@ -58,11 +64,12 @@ def rollout(
     env: EnvOption = "production",
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """A canary rollout: without a subcommand, the newest one's status."""
     if ctx.invoked_subcommand is None:
-        status(env, None, project, state, as_json)
+        status(env, None, project, state, server, as_json)
 
 
 @rollout_app.command("status")
@@ -71,10 +78,11 @@ def status(
     rollout_id: IdOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Where a rollout is: its status, step, weight and the judge's last verdict."""
-    found = services(state)
+    found = services(state, server)
     view = found.rollouts.get(pick_project(found, project), env, rollout_id)
     if as_json:
         print_json(console, view.model_dump(mode="json"))
@@ -116,9 +124,10 @@ def promote(
     rollout_id: IdOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """End the current step (a `pause: manual` step waits for this) and go to the next."""
-    view = _steer(services(state), project, env, RolloutAction.PROMOTE, rollout_id)
+    view = _steer(services(state, server), project, env, RolloutAction.PROMOTE, rollout_id)
     console.print(f"rollout {view.id}: promote requested")
     if not view.driven:
         console.print(
@@ -132,9 +141,10 @@ def abort(
     rollout_id: IdOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """All traffic back to stable at once and stop the canary."""
-    view = _steer(services(state), project, env, RolloutAction.ABORT, rollout_id)
+    view = _steer(services(state, server), project, env, RolloutAction.ABORT, rollout_id)
     if view.status == records.ABORTING:
         console.print(f"rollout {view.id}: abort requested; its driver rolls it back")
         return
@@ -147,9 +157,10 @@ def pause(
     rollout_id: IdOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Hold the rollout at its weights; the judge keeps watching and still rolls back."""
-    view = _steer(services(state), project, env, RolloutAction.PAUSE, rollout_id)
+    view = _steer(services(state, server), project, env, RolloutAction.PAUSE, rollout_id)
     console.print(f"rollout {view.id}: paused at {view.weight}%")
 
 
@@ -159,17 +170,23 @@ def resume(
     rollout_id: IdOption = None,
     project: ProjectOption = None,
     state: StateOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Continue a paused rollout; one that no process drives is driven here to its verdict."""
     from shipyard.controllers import Reconciler
     from shipyard.services import Services
 
-    found = services(state)
+    found = services(state, server)
     view = _steer(found, project, env, RolloutAction.RESUME, rollout_id)
     console.print(f"rollout {view.id}: resumed")
-    # A server drives what it resumes; here, with no driver, this process drives it.
-    if view.driven or not isinstance(found, Services):
+    # A server drives what it resumes; here, with no driver, this process drives it. A driver
+    # that was killed still holds its lease until it runs out: wait for that, not for a pid.
+    if not isinstance(found, Services):
         return
+    if view.driven:
+        console.print(f"rollout {view.id}: its driver's lease is held; checking that it is alive")
+        if found.adapters.leases.settle(records.driver_lease(view.id)) is not None:
+            return
     console.print(f"rollout {view.id}: no process drives it; driving it here from its step")
     reconciler = Reconciler(found.adapters, console.print)
     reconciler.reconcile(drive=False)

@@ -60,6 +60,23 @@ class Leases(ABC):
     def held_by(self, prefix: str) -> list[LeaseInfo]:
         """Every unexpired lease whose name starts with ``prefix``."""
 
+    def settle(self, name: str, poll: float = 0.2) -> LeaseInfo | None:
+        """The live holder of ``name``, or None once it is free.
+
+        A holder that renews is alive; one that was killed stops renewing and its lease runs
+        out. So this waits at most until the current expiry: it returns the holder as soon as
+        it renews, and None as soon as the lease is free.
+        """
+        seen = self.holder(name)
+        while seen is not None:
+            threading.Event().wait(poll)
+            now = self.holder(name)
+            if now is None or now.owner != seen.owner:
+                return now
+            if now.expires_at > seen.expires_at:
+                return now
+        return None
+
     def hold(self, name: str, owner: str, ttl: float = DEFAULT_TTL) -> HeldLease | None:
         """Take ``name`` and keep renewing it in the background until released; None if taken."""
         if not self.acquire(name, owner, ttl):

