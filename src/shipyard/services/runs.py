@@ -23,6 +23,7 @@ from shipyard.coordination.interface import DEFAULT_TTL
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import ConfigError, InvalidInput
 from shipyard.git import repository_root, resolve_commit, show_file
+from shipyard.services.cache import ViewCache
 from shipyard.services.processes import Processes
 from shipyard.services.views import LogChunk, RunView
 from shipyard.store.queue import QueuedRun, RunQueue
@@ -49,6 +50,7 @@ class Runs:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
         self.queue_rows = RunQueue(adapters.store)
+        self.views = ViewCache(adapters.store)  # reads until the store changes
 
     # -- queueing and reading ------------------------------------------------------------------
 
@@ -75,16 +77,20 @@ class Runs:
 
     def get(self, project: str, number: int | None = None) -> RunView:
         """One run; the newest of the project when ``number`` is None."""
+        return self.views.get(("run", project, number), lambda: self._read(project, number))
+
+    def _read(self, project: str, number: int | None) -> RunView:
         found = self.adapters.store.run_records(project, number=number, limit=1)
         if not found:
             raise no_such_run(project, number)
         return RunView.of_record(found[0])
 
     def list(self, project: str | None = None, limit: int = 20) -> list[RunView]:
-        return [
-            RunView.of_record(record)
-            for record in self.adapters.store.run_records(project, limit=limit)
-        ]
+        def read() -> list[RunView]:
+            records = self.adapters.store.run_records(project, limit=limit)
+            return [RunView.of_record(record) for record in records]
+
+        return self.views.get(("runs", project, limit), read)
 
     def log(self, project: str, number: int, stage: str, offset: int = 0) -> LogChunk:
         """The stage's log from byte ``offset`` on; ``finished`` once nothing more will come."""

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from shipyard.adapters import Adapters
 from shipyard.domain import TokenRole
 from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.services.cache import ViewCache
 from shipyard.services.views import View
 from shipyard.store.models import Token, utcnow
 
@@ -68,6 +69,7 @@ def digest(secret: str) -> str:
 class Tokens:
     def __init__(self, adapters: Adapters) -> None:
         self.store = adapters.store
+        self.views = ViewCache(adapters.store)
 
     def create(self, name: str, role: TokenRole) -> tuple[TokenView, str]:
         """A new token; its secret is returned here and never again."""
@@ -104,8 +106,15 @@ class Tokens:
             return TokenView.of(row)
 
     def authenticate(self, secret: str) -> TokenView | None:
-        """The live token whose secret this is; None for an unknown or revoked one."""
+        """The live token whose secret this is; None for an unknown or revoked one.
+
+        Every API call asks this; the answer is kept until the store changes (creating or
+        revoking a token writes an event, so neither waits for the cache).
+        """
         wanted = digest(secret)
+        return self.views.get(("token", wanted), lambda: self._look_up(wanted))
+
+    def _look_up(self, wanted: str) -> TokenView | None:
         with self.store.reading() as s:
             row = s.scalar(select(Token).where(Token.digest == wanted))
             # The lookup is by digest; compare again in constant time all the same.

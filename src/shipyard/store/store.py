@@ -278,6 +278,22 @@ class Store:
             _ = run.stages, run.project
             return run
 
+    def generation(self) -> int:
+        """The id of the newest event. Every change writes one in its own transaction, so a
+        view read at the same generation is still current (``services/cache.py``). Asked on
+        every API read, so it skips the ORM: one statement on a pooled connection."""
+        with self._serial:
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute("SELECT max(id) FROM events")
+                newest = cursor.fetchone()
+                cursor.close()
+                connection.rollback()  # end the read (a no-op outside a transaction)
+            finally:
+                connection.close()
+        return int(newest[0] or 0) if newest else 0
+
     def run_records(
         self, project: str | None = None, *, number: int | None = None, limit: int = 20
     ) -> list[RunRecord]:

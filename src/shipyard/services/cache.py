@@ -1,0 +1,47 @@
+"""Read models remembered until the store changes: the API's hot reads cost one tiny query.
+
+Every change to the store writes an event in the same transaction (``Store.record``), so the
+newest event's id is a change counter: a view computed at generation N is current for as long
+as the newest event is still N. Entries also age out after ``ttl`` seconds, so what is not an
+event (a token's last use) is refreshed now and then, and the cache holds at most ``size``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from shipyard.store import Store
+
+__all__ = ["ViewCache"]
+
+T = TypeVar("T")
+
+
+class ViewCache:
+    def __init__(self, store: Store, *, size: int = 512, ttl: float = 30.0) -> None:
+        self.store, self.size, self.ttl = store, size, ttl
+        self._entries: OrderedDict[Hashable, tuple[int, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        generation = self.store.generation()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] == generation and found[1] > time.monotonic():
+                self._entries.move_to_end(key)
+                value: T = found[2]
+                return value
+        value = compute()
+        self.put(key, generation, value)
+        return value
+
+    def put(self, key: Hashable, generation: int, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = (generation, time.monotonic() + self.ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
