@@ -157,6 +157,11 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
 ) -> None:
     running, state = server
     work, port = make_project(tmp_path, "team-iris")
+    # The canary's judgement is not what this test is about: a busy CI machine must not make a
+    # cold canary's latency look like a regression.
+    config = work / "shipyard.yaml"
+    config.write_text(config.read_text().replace("max_increase: 1.0", "max_increase: 20.0"))
+    commit(work, "a patient canary")
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(work, "remote", "add", "origin", str(remote))
@@ -181,7 +186,6 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
     served = httpx.post(f"http://127.0.0.1:{port}/invocations", json=SAMPLE, timeout=10)
     assert served.status_code == 200 and served.json() == {"predictions": ["virginica"]}
 
-    config = work / "shipyard.yaml"
     config.write_text(
         config.read_text().replace("release: {approval: auto}", "release: {approval: manual}")
     )
@@ -208,7 +212,9 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
     )
     assert approved.status_code == 200, approved.text
     run = running.wait_until(lambda: finished(running, viewer, "team-iris", number), 300, "run 2")
-    assert run["status"] == "passed", run
+    assert run["status"] == "passed", [
+        (s["name"], s["status"], s["message"]) for s in run["stages"]
+    ]
     stages = {s["name"]: s["status"] for s in run["stages"]}
     assert stages["release"] == stages["canary"] == stages["live"] == "passed"
     served = httpx.post(f"http://127.0.0.1:{port}/invocations", json=SAMPLE, timeout=10)

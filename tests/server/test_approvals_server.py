@@ -117,6 +117,11 @@ def test_a_server_parks_a_run_for_qa_and_drives_it_on_once_approved_or_fails_it_
             lambda: any(b["event"] == "run.failed" and b["run"] == second for b in posted),
             "the failure notice",
         )
+        # The dead receiver is given up on after five attempts (about 7.5 s of backoff).
+        wait_for(
+            lambda: any(e.action == "notification.failed" for e in adapters.store.events()),
+            "the dead receiver to be given up on",
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)

@@ -61,7 +61,7 @@ def release(repo: Path, adapters: Adapters, answer: str, port: int, *, extra: st
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-qm", answer)
     pipeline = Pipeline(adapters)
-    run = pipeline.start(repo)
+    run = pipeline.queue(repo)
     assert pipeline.execute(run) is Status.PASSED
     live = deploy.stable(adapters, "tiny", "production")
     assert live is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,8 +27,9 @@ FORGE_SETUP = {
 }
 
 
-def _server_url() -> str:
-    return os.environ.get("SHIPYARD_SERVER", "").rstrip("/") or "http://<server>"
+def _server_url(server: str | None) -> str:
+    """Where the forges post: the server this command talks to, when it talks to one."""
+    return server.rstrip("/") if server else "http://<server>"
 
 
 @project_app.command("add")
@@ -64,7 +64,7 @@ def project_add(
         console.print(made, highlight=False, soft_wrap=True)
     else:
         console.print(f"webhook secret: the one in {secret_file}")
-    _print_hooks(project)
+    _print_hooks(project, server)
 
 
 @project_app.command("list")
@@ -99,7 +99,7 @@ def project_show(
     console.print(f"branches: {', '.join(project.branches)}; mirror: {project.repository}")
     poll = f"every {project.poll_interval:g} s" if project.poll_interval else "off"
     console.print(f"polling: {poll}")
-    _print_hooks(project)
+    _print_hooks(project, server)
 
 
 @project_app.command("remove")
@@ -141,8 +141,8 @@ def hook_install(
     console.print(f"{'installed' if changed else 'already installed'}: {hook}")
 
 
-def _print_hooks(project: ProjectView) -> None:
-    base = _server_url()
+def _print_hooks(project: ProjectView, server: str | None) -> None:
+    base = _server_url(server)
     console.print("webhooks (the server's address must be reachable from the forge):")
     for forge, path in project.hooks.items():
         console.print(f"  {forge:<8} {base}{path}", highlight=False)
