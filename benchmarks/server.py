@@ -8,8 +8,10 @@ repository root:
 * ``api``: a store holding 10,000 runs (inserted with SQL, 9 stages each, over 10 projects)
   served by the API in its own process (uvicorn, as ``shipyard server`` serves it); 20
   concurrent keep-alive clients (httpx, asyncio) call ``GET /api/v1/runs`` and ``GET
-  /api/v1/runs/{project}/{number}`` with a viewer token, 100 requests each, per route.
-  Goal: p99 under 50 ms.
+  /api/v1/runs/{project}/{number}`` with a viewer token, 100 requests each, per route; then
+  wrk with 20 connections on the same route. Goal: p99 under 50 ms, judged on wrk's figure:
+  on two cores the Python client saturates its own core first (it prints how much it used),
+  so its latencies include its own queueing.
 * ``webhook``: ``shipyard server`` with a registered project whose remote is a local bare
   repository; 50 times: commit, push, post the push event signed as GitHub signs it, then
   poll the API until that run's build stage is running; the run is cancelled before the
@@ -176,13 +178,21 @@ def fill_store(state: Path) -> None:
     store.close()
 
 
-async def load(url: str, path: str, token: str) -> tuple[list[float], float]:
-    """CLIENTS keep-alive clients, REQUESTS each: every latency, and the wall time."""
+async def load(url: str, path: str, token: str) -> tuple[list[float], float, float]:
+    """CLIENTS keep-alive clients, REQUESTS each: every latency, the wall time, and the share
+    of one core the client itself used (near 1.0: the client, not the server, sets the pace).
+
+    Each client's first request, which opens its connection, is sent before the clock starts:
+    the figures are a steady state of 20 connected clients, as wrk measures it too.
+    """
     headers = {"authorization": f"Bearer {token}"}
+    connected = asyncio.Barrier(CLIENTS)
 
     async def client() -> list[float]:
         times = []
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+            (await http.get(path)).raise_for_status()
+            await connected.wait()
             for _ in range(REQUESTS):
                 started = time.perf_counter()
                 response = await http.get(path)
@@ -191,14 +201,24 @@ async def load(url: str, path: str, token: str) -> tuple[list[float], float]:
                     raise SystemExit(f"GET {path}: {response.status_code} {response.text[:200]}")
         return times
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     results = await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return [t for one in results for t in one], time.perf_counter() - started
+    wall = time.perf_counter() - started
+    return [t for one in results for t in one], wall, (time.process_time() - cpu) / wall
+
+
+def milliseconds(figure: str) -> float:
+    """wrk's latency figure ("812.00us", "23.70ms", "1.02s") in milliseconds."""
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if figure.endswith(unit):
+            return float(figure[: -len(unit)]) * scale
+    raise ValueError(f"not a wrk latency: {figure!r}")
 
 
 def wrk(url: str, token: str, seconds: int = 8) -> str:
     """The same route under wrk (a C client costs the server's cores far less than httpx):
-    CLIENTS connections for ``seconds``, latency percentiles as wrk measures them."""
+    CLIENTS connections for ``seconds``, latency percentiles as wrk measures them; the
+    verdict on the p99 goal is this one's, since httpx saturates its own core first."""
     command = ["wrk", "-t1", f"-c{CLIENTS}", f"-d{seconds}s", "--latency"]
     command += ["-H", f"authorization: Bearer {token}", url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -207,9 +227,13 @@ def wrk(url: str, token: str, seconds: int = 8) -> str:
     )
     rate = next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec"))
     errors = [line.strip() for line in out.splitlines() if "Non-2xx" in line or "errors" in line]
+    p99 = figures["99%"]
+    verdict = "meets" if milliseconds(p99) < 50 else "misses"
     return (
-        f"wrk {CLIENTS} connections x {seconds}s: p50 {figures['50%']}, p99 {figures['99%']}, "
-        f"{float(rate):.0f} req/s" + (f" ({'; '.join(errors)})" if errors else "")
+        f"wrk {CLIENTS} connections x {seconds}s: p50 {figures['50%']}, p99 {p99}, "
+        f"{float(rate):.0f} req/s"
+        + (f" ({'; '.join(errors)})" if errors else "")
+        + f"  ({verdict} the 50 ms p99 goal)"
     )
 
 
@@ -227,13 +251,12 @@ def bench_api(root: Path) -> None:
     with serving(command, url):
         asyncio.run(load(url, "/api/v1/runs", token))  # warm up: connections, caches
         for path in ("/api/v1/runs", "/api/v1/runs?project=p3&limit=50", "/api/v1/runs/p7/512"):
-            times, wall = asyncio.run(load(url, path, token))
+            times, wall, busy = asyncio.run(load(url, path, token))
             p50, p99 = percentile(times, 50) * 1000, percentile(times, 99) * 1000
-            verdict = "meets" if p99 < 50 else "misses"
             print(
-                f"api: GET {path:<36} {CLIENTS} clients x {REQUESTS}: p50 {p50:6.1f} ms, "
+                f"api: GET {path:<36} httpx {CLIENTS} clients x {REQUESTS}: p50 {p50:6.1f} ms, "
                 f"p99 {p99:6.1f} ms, max {max(times) * 1000:6.1f} ms, "
-                f"{len(times) / wall:6.0f} req/s  ({verdict} the 50 ms p99 goal)"
+                f"{len(times) / wall:6.0f} req/s, client used {busy:.0%} of a core"
             )
             if shutil.which("wrk"):
                 print(f"api: GET {path:<36} {wrk(url + path, token)}")

@@ -9,6 +9,6 @@ from shipyard.services import Services
 __all__ = ["services"]
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found

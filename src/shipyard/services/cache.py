@@ -29,15 +29,29 @@ class ViewCache:
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         generation = self.store.generation()
+        hit, found = self._current(key, generation)
+        if hit:
+            return found  # type: ignore[no-any-return]
+        value = compute()
+        self.put(key, generation, value)
+        return value
+
+    def fresh(self, key: Hashable) -> Any | None:
+        """The value kept for ``key`` if it is still current, else None; never computes.
+
+        For callers that must not block on a computation (an event loop): they ask here
+        first and compute elsewhere on a miss.
+        """
+        hit, found = self._current(key, self.store.generation())
+        return found if hit else None
+
+    def _current(self, key: Hashable, generation: int) -> tuple[bool, Any]:
         with self._lock:
             found = self._entries.get(key)
             if found is not None and found[0] == generation and found[1] > time.monotonic():
                 self._entries.move_to_end(key)
-                value: T = found[2]
-                return value
-        value = compute()
-        self.put(key, generation, value)
-        return value
+                return True, found[2]
+        return False, None
 
     def put(self, key: Hashable, generation: int, value: Any) -> None:
         with self._lock:

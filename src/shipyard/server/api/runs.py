@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.domain import TokenRole
+from shipyard.server.answers import answer
 from shipyard.server.auth import require
 from shipyard.server.deps import services
 from shipyard.services import Services
@@ -24,26 +26,37 @@ POLL = 0.25  # seconds between looks at a log that has not finished
 # Bounds that keep a client's numbers inside what SQLite and a file offset can hold.
 RunNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Offset = Annotated[int, Query(ge=0, le=2**53)]
+RUN = TypeAdapter(RunView)
+RUNS = TypeAdapter(list[RunView])
 
 
-@router.get("", dependencies=[viewer])
-def list_runs(
+@router.get("", dependencies=[viewer], response_model=list[RunView])
+async def list_runs(
+    request: Request,
     project: str | None = None,
     limit: int = Query(20, ge=1, le=1000),
     found: Services = Depends(services),
-) -> list[RunView]:
+) -> Response:
     """The newest runs first, of one project or all."""
-    return found.runs.list(project, limit)
+    return await answer(
+        request, ("runs", project, limit), lambda: found.runs.list(project, limit), RUNS
+    )
 
 
-@router.get("/{project}/latest", dependencies=[viewer])
-def latest_run(project: str, found: Services = Depends(services)) -> RunView:
-    return found.runs.get(project)
+@router.get("/{project}/latest", dependencies=[viewer], response_model=RunView)
+async def latest_run(
+    request: Request, project: str, found: Services = Depends(services)
+) -> Response:
+    return await answer(request, ("run", project, None), lambda: found.runs.get(project), RUN)
 
 
-@router.get("/{project}/{number}", dependencies=[viewer])
-def get_run(project: str, number: RunNumber, found: Services = Depends(services)) -> RunView:
-    return found.runs.get(project, number)
+@router.get("/{project}/{number}", dependencies=[viewer], response_model=RunView)
+async def get_run(
+    request: Request, project: str, number: RunNumber, found: Services = Depends(services)
+) -> Response:
+    return await answer(
+        request, ("run", project, number), lambda: found.runs.get(project, number), RUN
+    )
 
 
 @router.post("/{project}/{number}/cancel", dependencies=[Depends(require(TokenRole.DEVELOPER))])
