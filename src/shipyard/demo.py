@@ -21,7 +21,7 @@ from shipyard.pipeline import deploy
 from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
-from shipyard.services.views import RunView
+from shipyard.services.runs import Runs
 from shipyard.wiring import open_adapters
 
 SAMPLE = {"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}
@@ -37,6 +37,7 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
     _commit(repo, "Iris classifier: first model")
     adapters = open_adapters(state)
     pipeline = Pipeline(adapters, RichReporter(console))
+    runs = Runs(adapters)
     console.print(f"demo project: {repo}\nstate: {state}\n")
 
     timings: dict[str, float] = {}
@@ -52,7 +53,7 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
         step = time.monotonic()
         final = pipeline.execute(ctx)
         timings[f"run #{ctx.number}"] = time.monotonic() - step
-        console.print(run_table(RunView.of(adapters.store.get_run(ctx.project, ctx.number))))
+        console.print(run_table(runs.get(ctx.project, ctx.number)))
         if final is not Status.PASSED:
             console.print(
                 f"[bold red]the demo run ended {final}[/]; logs: {adapters.state.run_dir(ctx.project, ctx.number) / 'logs'}"

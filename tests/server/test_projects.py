@@ -272,7 +272,7 @@ def test_a_real_commit_with_the_hook_installed_queues_a_run(
     assert done.returncode == 0, done.stderr
     sha = git(repo, "rev-parse", "HEAD")
     # post-commit runs before `git commit` returns: the run is queued by now.
-    queued = services.adapters.store.list_runs("tiny")
+    queued = services.runs.list("tiny")
     assert len(queued) == 1, f"no run queued; the hook said: {done.stderr}"
     run = services.runs.get("tiny")
     assert run.sha == sha

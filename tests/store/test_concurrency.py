@@ -56,9 +56,9 @@ def test_two_processes_get_distinct_consecutive_run_numbers(tmp_path: Path, db_u
             assert own == sorted(own)  # each process sees its own runs in order
         expected = list(range(1, 2 * RUNS_EACH + 1))
         assert sorted(numbers[0] + numbers[1]) == expected
-        runs = setup.list_runs("iris", limit=100)
-        assert sorted(run.number for run in runs) == expected
-        assert all(len(run.stages) == 9 for run in runs)
+        runs = setup.run_records("iris", limit=100)
+        assert sorted(record.run["number"] for record in runs) == expected
+        assert all(len(record.stages) == 9 for record in runs)
     finally:
         setup.close()
 

@@ -105,7 +105,7 @@ def test_runs_are_numbered_per_project(store: Store) -> None:
         for i, name in enumerate(["iris", "wine", "iris", "wine"])
     ]
     assert numbers == [("iris", 1), ("wine", 1), ("iris", 2), ("wine", 2)]
-    assert [run.number for run in store.list_runs("wine")] == [2, 1]
+    assert [record.run["number"] for record in store.run_records("wine")] == [2, 1]
 
 
 def test_a_new_run_has_every_stage_queued_in_order(store: Store, project: str) -> None:

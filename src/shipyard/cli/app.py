@@ -44,7 +44,6 @@ from shipyard.cli.render import (
     runs_table,
 )
 from shipyard.domain import STAGES, Status
-from shipyard.services.views import RunView
 
 if TYPE_CHECKING:
     from shipyard.services import Services
@@ -111,7 +110,8 @@ def run(
         )
         return
     a = adapters(state)
-    queued = Runs(a).queue(path, ref)
+    runs = Runs(a)
+    queued = runs.queue(path, ref)
     out = err if as_json else console
     if detach:
         out.print(
@@ -125,7 +125,7 @@ def run(
     )
     reporter = RichReporter(out, verbose=not quiet and not as_json)
     final, endpoints = drive_here(a, queued.project, queued.number, reporter, out)
-    result = RunView.of(a.store.get_run(queued.project, queued.number))
+    result = runs.get(queued.project, queued.number)
     if as_json:
         print_json(console, run_dict(result))
     else:

@@ -16,7 +16,7 @@ from shipyard.domain import Status
 from shipyard.errors import ConfigError
 from shipyard.pipeline.context import Reporter
 from shipyard.services.remote import RemoteServices
-from shipyard.services.views import RunView
+from shipyard.services.views import RunView, StageView
 
 __all__ = ["follow", "queue_on_server"]
 
@@ -39,25 +39,13 @@ def queue_on_server(found: RemoteServices, path: Path, ref: str) -> RunView:
 
 def follow(found: RemoteServices, run: RunView, reporter: Reporter, out: Console) -> RunView:
     """Report the run's stages as the server drives them, until the run ends."""
-    started: dict[str, float] = {}
-    offsets: dict[str, int] = {}
-    done: set[str] = set()
+    stages = _StageFollower(found, reporter)
     shown = ""
     try:
         while True:
             run = found.runs.get(run.project, run.number)
             for stage in run.stages:
-                _report(
-                    found,
-                    run,
-                    stage.name,
-                    stage.status,
-                    stage.message,
-                    reporter,
-                    started,
-                    offsets,
-                    done,
-                )
+                stages.report(run, stage)
             if run.status.finished:
                 return run
             note = f"waiting: {run.message}" if run.status is Status.WAITING else ""
@@ -72,28 +60,30 @@ def follow(found: RemoteServices, run: RunView, reporter: Reporter, out: Console
         raise typer.Exit(130) from None
 
 
-def _report(
-    found: RemoteServices,
-    run: RunView,
-    stage: str,
-    status: Status,
-    message: str | None,
-    reporter: Reporter,
-    started: dict[str, float],
-    offsets: dict[str, int],
-    done: set[str],
-) -> None:
-    if stage in done or status is Status.QUEUED:
-        return
-    if stage not in started and status is not Status.SKIPPED:
-        started[stage] = time.monotonic()
-        reporter.stage_started(stage)
-    if stage in started:
-        chunk = found.runs.log(run.project, run.number, stage, offsets.get(stage, 0))
-        offsets[stage] = chunk.offset
-        for line in chunk.text.splitlines():
-            reporter.line(stage, line)
-    if status.finished:
-        done.add(stage)
-        seconds = time.monotonic() - started[stage] if stage in started else 0.0
-        reporter.stage_finished(stage, status, message or "", seconds)
+class _StageFollower:
+    """What has been reported of each stage: when it was first seen running, how much of its
+    log has been printed, and whether its end has been told."""
+
+    def __init__(self, found: RemoteServices, reporter: Reporter) -> None:
+        self.found, self.reporter = found, reporter
+        self.started: dict[str, float] = {}
+        self.offsets: dict[str, int] = {}
+        self.done: set[str] = set()
+
+    def report(self, run: RunView, stage: StageView) -> None:
+        name, status = stage.name, stage.status
+        if name in self.done or status is Status.QUEUED:
+            return
+        if name not in self.started and status is not Status.SKIPPED:
+            self.started[name] = time.monotonic()
+            self.reporter.stage_started(name)
+        if name in self.started:
+            chunk = self.found.runs.log(run.project, run.number, name, self.offsets.get(name, 0))
+            self.offsets[name] = chunk.offset
+            for line in chunk.text.splitlines():
+                self.reporter.line(name, line)
+        if status.finished:
+            self.done.add(name)
+            began = self.started.get(name)
+            seconds = time.monotonic() - began if began is not None else 0.0
+            self.reporter.stage_finished(name, status, stage.message or "", seconds)

@@ -73,7 +73,7 @@ class Runs:
         store = self.adapters.store
         store.ensure_project(config.name, str(repository))
         run = store.create_run(config.name, sha, branch or ref, trigger=trigger)
-        return RunView.of(run)
+        return self._read(config.name, run.number)
 
     def get(self, project: str, number: int | None = None) -> RunView:
         """One run; the newest of the project when ``number`` is None."""

@@ -1,5 +1,5 @@
 """Read models: what services return and the API sends (pydantic, so they are the OpenAPI
-schemas too). Built from ORM rows here and nowhere else."""
+schemas too). Built from the store's plain rows here and nowhere else."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import RowMapping
 
 from shipyard.domain import Status
-from shipyard.store.models import Run, StageRun
 from shipyard.store.store import RunRecord
 
 __all__ = ["LogChunk", "RunView", "StageView"]
@@ -39,17 +38,6 @@ class StageView(View):
             summary=row["summary"] or {},
         )
 
-    @classmethod
-    def of(cls, row: StageRun) -> StageView:
-        return cls(
-            name=row.name,
-            status=Status(row.status),
-            message=row.message,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            summary=row.summary or {},
-        )
-
 
 class RunView(View):
     project: str
@@ -66,25 +54,6 @@ class RunView(View):
     started_at: datetime | None
     finished_at: datetime | None
     stages: list[StageView]
-
-    @classmethod
-    def of(cls, row: Run) -> RunView:
-        return cls(
-            project=row.project.name,
-            number=row.number,
-            sha=row.sha,
-            ref=row.ref,
-            status=Status(row.status),
-            message=row.message,
-            trigger=row.trigger,
-            actor=row.actor,
-            worker=row.worker,
-            resume_from=row.resume_from,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            stages=[StageView.of(stage) for stage in row.stages],
-        )
 
     @classmethod
     def of_record(cls, record: RunRecord) -> RunView:

@@ -321,20 +321,6 @@ class Store:
                 by_run[stage["run_id"]].append(stage)
         return [RunRecord(run, by_run[run["id"]]) for run in runs]
 
-    def list_runs(self, project: str | None = None, limit: int = 20) -> Sequence[Run]:
-        with self.reading() as s:
-            query = select(Run).join(Project).options(*WITH_STAGES).limit(limit)
-            # Newest first by what an index holds, not by sorting the table: run numbers grow
-            # within a project, ids as runs are created.
-            if project:
-                query = query.where(Project.name == project).order_by(Run.number.desc())
-            else:
-                query = query.order_by(Run.id.desc())
-            runs = s.scalars(query).all()
-            for run in runs:
-                _ = run.stages, run.project
-            return runs
-
     def list_projects(self) -> Sequence[Project]:
         with self.session() as s:
             return s.scalars(select(Project).order_by(Project.name)).all()
