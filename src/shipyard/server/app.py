@@ -1,12 +1,13 @@
-"""The ASGI application: the API under /api/v1 and the webhooks under /hooks."""
+"""The ASGI application: the API under /api/v1, the webhooks under /hooks, and the dashboard
+(every other path: ``dashboard/``)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from shipyard.errors import ShipyardError
-from shipyard.server import hooks
+from shipyard.errors import ShipyardError, Unauthorized
+from shipyard.server import dashboard, hooks
 from shipyard.server.api import (
     approvals,
     artifacts,
@@ -44,11 +45,34 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(approvals.router)
     app.include_router(notifications.router)
+    dashboard.mount(app)
     return app
 
 
-async def _error(request: Request, exc: ShipyardError) -> JSONResponse:
-    """Shipyard's errors as JSON: the status they carry, the message and the next step."""
+MACHINE_PATHS = ("/api/", "/hooks/")
+
+
+async def _error(request: Request, exc: ShipyardError) -> Response:
+    """Shipyard's errors as JSON for the API and webhooks (the status they carry, the message
+    and the next step); for the dashboard, the sign-in page or an error page."""
+    if not request.url.path.startswith(MACHINE_PATHS):
+        return _page_error(request, exc)
     body = {"error": exc.message, "hint": exc.hint}
     headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _page_error(request: Request, exc: ShipyardError) -> Response:
+    from shipyard.server.dashboard.render import SECURITY_HEADERS, page
+    from shipyard.server.dashboard.session import sign_in_url
+
+    if isinstance(exc, Unauthorized) or request.cookies.get(dashboard.SESSION_COOKIE) is None:
+        target = sign_in_url(request.url.path if request.method == "GET" else "/projects")
+        if request.headers.get("hx-request"):  # htmx follows this header, not a redirect
+            return Response(status_code=401, headers={"hx-redirect": target})
+        return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+    session = request.app.state.services.tokens.session(request.cookies[dashboard.SESSION_COOKIE])
+    if session is None:
+        return RedirectResponse(sign_in_url(request.url.path), status_code=303)
+    context = {"status_code": exc.status_code, "message": exc.message, "hint": exc.hint or ""}
+    return page(request, "error.html", session, context, status_code=exc.status_code)

@@ -64,7 +64,12 @@ def serve(adapters: Adapters, options: ServerOptions, say: Say) -> None:
     stop = threading.Event()
     workers = Workers(adapters, options.workers, ttl=options.lease_ttl, owner=owner, say=say)
     config = uvicorn.Config(
-        create_app(services), host=options.host, port=options.port, log_level="warning"
+        create_app(services),
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        # Open event streams (dashboards, log followers) end on shutdown, never hold it up.
+        timeout_graceful_shutdown=3,
     )
     http = uvicorn.Server(config)
     for signum in (signal.SIGINT, signal.SIGTERM):

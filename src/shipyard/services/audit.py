@@ -56,9 +56,13 @@ class Audit:
         action: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        *,
+        until: datetime | None = None,
+        after: int | None = None,
     ) -> list[EventView]:
         """Events matching every filter given, newest first. ``action`` is an action
-        (``rollout.abort``) or its family (``rollout``); ``since`` is inclusive."""
+        (``rollout.abort``) or its family (``rollout``); ``since`` is inclusive, ``until``
+        exclusive; ``after`` keeps the events newer than that event id (a live feed)."""
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(
                 f"limit {limit} is out of range.", hint=f"Ask for 1 to {MAX_LIMIT} events."
@@ -72,6 +76,10 @@ class Audit:
             query = query.where(or_(Event.action == action, Event.action.startswith(f"{action}.")))
         if since is not None:
             query = query.where(Event.at >= _naive_utc(since))
+        if until is not None:
+            query = query.where(Event.at < _naive_utc(until))
+        if after is not None:
+            query = query.where(Event.id > after)
         with self.store.session() as s:
             return [EventView.of(row) for row in s.scalars(query)]
 

@@ -136,9 +136,12 @@ class Projects:
             s.flush()
             return ProjectView.of(row), secret
 
-    def list(self) -> list[ProjectView]:
+    def list(self, *, every: bool = False) -> list[ProjectView]:
+        """The registered projects; with ``every``, also those only ever run from a CLI."""
         with self.store.session() as s:
-            query = select(Project).where(Project.registered).order_by(Project.name)
+            query = select(Project).order_by(Project.name)
+            if not every:
+                query = query.where(Project.registered)
             return [ProjectView.of(row) for row in s.scalars(query)]
 
     def get(self, name: str) -> ProjectView:

@@ -16,14 +16,16 @@ from sqlalchemy import select, update
 
 from shipyard.adapters import Adapters
 from shipyard.domain import TokenRole
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from shipyard.services.cache import ViewCache
 from shipyard.services.views import View
-from shipyard.store.models import Token, utcnow
+from shipyard.store.models import BrowserSession, Token, utcnow
 
-__all__ = ["NewToken", "TokenRequest", "TokenView", "Tokens"]
+__all__ = ["NewToken", "SessionView", "TokenRequest", "TokenView", "Tokens"]
 
 PREFIX = "shy_"
+SESSION_PREFIX = "shs_"
+SESSION_HOURS = 12  # a dashboard sign-in lasts a working day
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -46,6 +48,14 @@ class TokenView(View):
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
         )
+
+
+class SessionView(View):
+    """A signed-in browser: who it acts as, and the CSRF token its forms must carry."""
+
+    token: TokenView
+    csrf: str
+    expires_at: datetime
 
 
 class TokenRequest(View):
@@ -129,6 +139,56 @@ class Tokens:
                 s.execute(update(Token).where(Token.name == token.name).values(last_used_at=now))
             token = token.model_copy(update={"last_used_at": now})
         return token
+
+    # -- dashboard sessions: a browser signs in once with a token --------------------------------
+
+    def sign_in(self, secret: str) -> tuple[SessionView, str]:
+        """A session for the token whose secret this is, and the session's own secret (the
+        browser's cookie; only its digest is kept). An unknown or revoked token is refused."""
+        token = self.authenticate(secret)
+        if token is None:
+            raise Unauthorized(
+                "That token is unknown or revoked.",
+                hint="Paste a token from `shipyard token create NAME --role ROLE`.",
+            )
+        cookie = SESSION_PREFIX + secrets.token_urlsafe(32)
+        expires = utcnow() + timedelta(hours=SESSION_HOURS)
+        with self.store.session() as s:
+            row = s.scalar(select(Token).where(Token.name == token.name))
+            assert row is not None  # authenticated a moment ago; tokens are never deleted
+            csrf = secrets.token_urlsafe(32)
+            s.add(
+                BrowserSession(
+                    digest=digest(cookie), token_id=row.id, csrf=csrf, expires_at=expires
+                )
+            )
+            self.store.record(s, "session.opened", token.name, actor=token.name)
+        return SessionView(token=token, csrf=csrf, expires_at=expires), cookie
+
+    def session(self, cookie: str) -> SessionView | None:
+        """The live session this cookie names: None when unknown, signed out, expired, or its
+        token revoked. Kept until the store changes, like ``authenticate``."""
+        wanted = digest(cookie)
+        found = self.views.get(("session", wanted), lambda: self._session(wanted))
+        if found is None or found.expires_at <= utcnow():
+            return None
+        return found
+
+    def _session(self, wanted: str) -> SessionView | None:
+        with self.store.reading() as s:
+            row = s.scalar(select(BrowserSession).where(BrowserSession.digest == wanted))
+            if row is None or row.closed_at is not None or row.token.revoked_at is not None:
+                return None
+            return SessionView(
+                token=TokenView.of(row.token), csrf=row.csrf, expires_at=row.expires_at
+            )
+
+    def sign_out(self, cookie: str) -> None:
+        with self.store.session() as s:
+            row = s.scalar(select(BrowserSession).where(BrowserSession.digest == digest(cookie)))
+            if row is not None and row.closed_at is None:
+                row.closed_at = utcnow()
+                self.store.record(s, "session.closed", row.token.name, actor=row.token.name)
 
 
 def _actor() -> str:

@@ -284,6 +284,21 @@ class Token(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class BrowserSession(Base):
+    """A dashboard sign-in: a browser's cookie names it by the sha256 of its secret. It acts
+    with its token's role, and ends when signed out, expired, or its token is revoked."""
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id"))
+    csrf: Mapped[str] = mapped_column(String(64))  # what every form and htmx request carries
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    token: Mapped[Token] = relationship()
+
+
 class WebhookDelivery(Base):
     """A webhook delivery already acted on: a repeated delivery id queues nothing new."""
 
