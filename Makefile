@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shipyard demo
 
+# Test files run in parallel (pytest-xdist), each file's tests in one worker so the fixtures a
+# module shares are built once. The suite mostly waits on subprocesses (builds, model servers),
+# so three workers keep two cores busy.
+TEST_WORKERS ?= 3
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright's own download cannot be
 # reached here). Installed when missing and this runs as root; otherwise the tests say how.

@@ -1,7 +1,9 @@
 """Session-wide: one environment cache for every test, so each lock is built once per run.
 
 Set through ``$SHIPYARD_CACHE`` so subprocesses (the CLI, servers) see the same cache, and the
-developer's own ``~/.cache/shipyard`` is never touched by the tests.
+developer's own ``~/.cache/shipyard`` is never touched by the tests. Under pytest-xdist the
+workers share it too (it sits in the folder above each worker's own temporary folder): the
+cache takes a file lock per environment, so two workers never build the same one twice.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from shipyard.paths import CACHE_ENV_VAR
 @pytest.fixture(scope="session", autouse=True)
 def shipyard_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     previous = os.environ.get(CACHE_ENV_VAR)
-    path = str(tmp_path_factory.mktemp("shipyard-cache"))
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    (shared / "shipyard-cache").mkdir(exist_ok=True)
+    path = str(shared / "shipyard-cache")
     os.environ[CACHE_ENV_VAR] = path
     try:
         yield path
