@@ -6,7 +6,6 @@ import collections
 import os
 import pickle
 import pickletools
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from gitrepos import git
 from shipyard.analysis.interface import Finding, Target
 from shipyard.analysis.models import ModelScanner, classify, scan_pickle_file
 from shipyard.config.schema import ModelsConfig
@@ -232,8 +232,8 @@ def test_the_scanner_finds_model_files_by_suffix_and_by_content(model: Any, tmp_
     (repo / "legacy" / "old.pkl").write_bytes(pickle.dumps(Exploit()))
     (repo / "train.py").write_text("print(1)\n")
     (repo / "untracked.pkl").write_bytes(pickle.dumps(Exploit()))
-    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
-    subprocess.run(["git", "-C", str(repo), "add", "legacy", "train.py"], check=True)
+    git(repo, "init", "-q")
+    git(repo, "add", "legacy", "train.py")
     result = ModelScanner(ModelsConfig()).scan(Target(repo, model_dir=model_dir))
     assert sorted(f.location for f in result.findings) == ["legacy/old.pkl", "model/weights"]
     assert result.scope == "3 model files (model/model.joblib, model/weights, legacy/old.pkl)"

@@ -7,7 +7,6 @@ its vulnerability data is an OSV folder committed in the project and named in th
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gitrepos import make_repo
 from shipyard.cli.app import app
 from shipyard.config.schema import ProjectConfig
 from shipyard.errors import NotFound, StageFailed
@@ -40,22 +40,14 @@ ADVISORY = record(
 PASSWORD = "s3cr3t-" + "Pa55w0rd!"
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
 def project(root: Path, allow: list[dict[str, str]]) -> ProjectConfig:
     files = {
         "app/__init__.py": "",
         "app/serve.py": "def predict(rows):\n    return [len(r) for r in rows]\n",
         "config/prod.yaml": f"database:\n  password: {PASSWORD}\n",
     }
-    for relative, text in files.items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_text(text)
     write_folder(root / "security" / "osv", [ADVISORY])
-    git(root, "init", "-q")
-    git(root, "add", "-A")
+    make_repo(root, files)
     config = {
         "name": "tiny",
         "build": {"train": "true"},

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from gitrepos import make_repo
 from shipyard.analysis.interface import Target
 from shipyard.analysis.secrets import SecretScanner, entropy, mask, scan_text, tracked_files
 from shipyard.config.schema import SecretsConfig
@@ -130,13 +130,8 @@ def test_entropy() -> None:
     assert entropy(PASSWORD) > 3
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
     files = {
         "config/prod.yaml": f"password: {PASSWORD}\n",
         "keys/deploy.pem": PRIVATE_KEY,
@@ -144,11 +139,7 @@ def repo(tmp_path: Path) -> Path:
         "app/main.py": "print('hello')\n",
         "data/blob.bin": "\0" + AWS_ID,  # binary: not read
     }
-    for relative, text in files.items():
-        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
-        (repo / relative).write_text(text)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
+    repo = make_repo(tmp_path / "repo", files)
     (repo / ".env").write_text(f"GITHUB_TOKEN={GITHUB}\n")  # never committed
     return repo
 

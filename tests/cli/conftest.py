@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from gitrepos import git, make_repo
 from shipyard.cli.app import app
 from shipyard.paths import CACHE_ENV_VAR, StateDir
 from shipyard.store import Store
@@ -57,25 +58,6 @@ def clean_env(**extra: str) -> dict[str, str]:
         k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_") or k == CACHE_ENV_VAR
     }
     return {**env, "COLUMNS": "200", **extra}
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=30
-    )
-    return done.stdout.strip()
-
-
-def make_repo(path: Path, files: dict[str, str]) -> Path:
-    """A git repository at ``path`` with ``files`` committed on ``main``."""
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (path / name).write_text(text)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    identity = ["-c", "user.name=T", "-c", "user.email=t@example.invalid"]
-    git(path, *identity, "commit", "-q", "--allow-empty", "-m", "first")
-    return path
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 
 from typer.testing import Result
 
+from gitrepos import git
 from shipyard.config.loader import MAX_BYTES
 from shipyard.domain import STAGES
 
@@ -69,9 +70,7 @@ def test_a_shipyard_yaml_over_the_size_limit_is_refused_before_the_run_exists(
     repo = git_repo(**{"shipyard.yaml": TINY_CONFIG + padding, "m.py": TINY_MODEL})
     done = shipyard("run", repo, "--state", state)
     assert done.returncode == 2
-    sha = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    sha = git(repo, "rev-parse", "HEAD")
     text = squeeze(done.stderr)
     assert f"shipyard.yaml at {sha[:12]}:1: the file is larger than {MAX_BYTES} bytes" in text
     assert not (state / "runs").exists()  # no run, no workspace, no build

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gitrepos import make_repo
 from shipyard.config import load_config, parse_config, write_starter
 from shipyard.config.starter import normalise_name
 from shipyard.errors import Conflict, InvalidInput
@@ -16,19 +17,9 @@ from shipyard.errors import Conflict, InvalidInput
 IRIS = Path(__file__).parents[2] / "examples" / "iris"
 
 
-def make_repo(root: Path, name: str, files: dict[str, str]) -> Path:
-    repo = root / name
-    repo.mkdir()
-    for relative, text in files.items():
-        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
-        (repo / relative).write_text(text)
-    return repo
-
-
 def test_repository_with_requirements_txt(tmp_path: Path) -> None:
     repo = make_repo(
-        tmp_path,
-        "Churn Model",
+        tmp_path / "Churn Model",
         {"requirements.txt": "scikit-learn\n", "requirements-dev.txt": "pytest\n", "train.py": ""},
     )
     config = load_config(write_starter(repo))
@@ -41,7 +32,7 @@ def test_repository_with_requirements_txt(tmp_path: Path) -> None:
 
 def test_repository_with_pyproject(tmp_path: Path) -> None:
     pyproject = '[project]\nname = "Fraud_Detector"\nversion = "1"\n'
-    repo = make_repo(tmp_path, "checkout", {"pyproject.toml": pyproject, "tests/test_x.py": ""})
+    repo = make_repo(tmp_path / "checkout", {"pyproject.toml": pyproject, "tests/test_x.py": ""})
     text = write_starter(repo).read_text()
     config = parse_config(text)
     assert config.name == "fraud_detector"
@@ -51,7 +42,7 @@ def test_repository_with_pyproject(tmp_path: Path) -> None:
 
 
 def test_repository_with_nothing_still_gets_a_loadable_file(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, "empty", {})
+    repo = make_repo(tmp_path / "empty", {})
     text = write_starter(repo).read_text()
     config = load_config(repo)
     assert config.install == "requirements.txt"
@@ -60,7 +51,7 @@ def test_repository_with_nothing_still_gets_a_loadable_file(tmp_path: Path) -> N
 
 
 def test_todo_train_command_fails_clearly(tmp_path: Path) -> None:
-    config = load_config(write_starter(make_repo(tmp_path, "r", {})))
+    config = load_config(write_starter(make_repo(tmp_path / "r", {})))
     done = subprocess.run(
         ["/bin/sh", "-c", config.build.train], capture_output=True, text=True, timeout=10
     )
@@ -84,7 +75,7 @@ def test_todo_train_command_fails_clearly(tmp_path: Path) -> None:
     ],
 )
 def test_install_file_preference(tmp_path: Path, files: dict[str, str], install: str) -> None:
-    assert load_config(write_starter(make_repo(tmp_path, "r", files))).install == install
+    assert load_config(write_starter(make_repo(tmp_path / "r", files))).install == install
 
 
 def test_iris_example_is_recognised(tmp_path: Path) -> None:
@@ -97,7 +88,7 @@ def test_iris_example_is_recognised(tmp_path: Path) -> None:
 
 
 def test_existing_file_is_not_overwritten_without_force(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, "r", {"shipyard.yaml": "name: mine\n"})
+    repo = make_repo(tmp_path / "r", {"shipyard.yaml": "name: mine\n"})
     with pytest.raises(Conflict) as caught:
         write_starter(repo)
     assert "already exists" in str(caught.value)
@@ -113,26 +104,26 @@ def test_not_a_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_gitignore_is_created(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, "r", {})
+    repo = make_repo(tmp_path / "r", {})
     write_starter(repo)
     assert (repo / ".gitignore").read_text() == ".shipyard/\n"
 
 
 def test_gitignore_is_appended_once(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, "r", {".gitignore": "build/\n*.pyc"})
+    repo = make_repo(tmp_path / "r", {".gitignore": "build/\n*.pyc"})
     write_starter(repo)
     write_starter(repo, force=True)
     assert (repo / ".gitignore").read_text() == "build/\n*.pyc\n.shipyard/\n"
 
 
 def test_gitignore_already_ignoring_state_is_left_alone(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, "r", {".gitignore": "/.shipyard\n"})
+    repo = make_repo(tmp_path / "r", {".gitignore": "/.shipyard\n"})
     write_starter(repo)
     assert (repo / ".gitignore").read_text() == "/.shipyard\n"
 
 
 def test_every_section_is_commented(tmp_path: Path) -> None:
-    text = write_starter(make_repo(tmp_path, "r", {})).read_text()
+    text = write_starter(make_repo(tmp_path / "r", {})).read_text()
     lines = text.splitlines()
     for index, line in enumerate(lines):
         if re.match(r"^#? ?[a-z_]+:", line) and not line.startswith("#  "):
@@ -142,7 +133,7 @@ def test_every_section_is_commented(tmp_path: Path) -> None:
 
 def test_commented_stages_load_once_uncommented(tmp_path: Path) -> None:
     """The examples a user uncomments must be valid, or init teaches a broken file."""
-    text = write_starter(make_repo(tmp_path, "r", {"tests/test_a.py": ""})).read_text()
+    text = write_starter(make_repo(tmp_path / "r", {"tests/test_a.py": ""})).read_text()
     config_line = re.compile(r"^( *)# ( *[a-z_]+:| +- )")
     uncommented = "\n".join(config_line.sub(r"\1\2", line) for line in text.splitlines())
     config = parse_config(uncommented)

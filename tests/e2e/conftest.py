@@ -8,39 +8,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.examples import example_path
 from shipyard.pipeline.context import free_port
 from shipyard.wiring import open_adapters
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    )
-    return done.stdout
-
-
-def commit(repo: Path, message: str) -> str:
-    git(repo, "add", "-A")
-    git(
-        repo,
-        "-c",
-        "user.name=Test",
-        "-c",
-        "user.email=test@example.invalid",
-        "commit",
-        "-q",
-        "-m",
-        message,
-    )
-    return git(repo, "rev-parse", "HEAD").strip()
 
 
 def make_project(root: Path, name: str) -> tuple[Path, int]:

@@ -9,12 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gitrepos import commit
 from shipyard.adapters import Adapters
 from shipyard.domain import STAGES, Status
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
 
-from .conftest import commit, make_project
+from .conftest import make_project
 
 pytestmark = pytest.mark.e2e
 SAMPLE = {

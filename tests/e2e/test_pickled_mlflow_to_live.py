@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.artifacts.attestations import may_load_pickle
 from shipyard.artifacts.catalog import Catalog
@@ -22,8 +23,6 @@ from shipyard.domain import Status
 from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import VERSION_HEADER
-
-from .conftest import commit, git
 
 pytestmark = pytest.mark.e2e
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

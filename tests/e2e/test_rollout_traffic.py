@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gitrepos import commit
 from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks
@@ -39,7 +40,7 @@ from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER
 from shipyard.store.models import Deployment, Rollout
 
-from .conftest import commit, make_project
+from .conftest import make_project
 
 pytestmark = pytest.mark.e2e
 PROJECT = "iris-rollout"

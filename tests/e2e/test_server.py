@@ -26,9 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gitrepos import commit, git
 from shipyard.pipeline.context import free_port
 
-from .conftest import commit, git, make_project
+from .conftest import make_project
 
 pytestmark = pytest.mark.e2e
 SECRET = "a-webhook-secret-for-the-test"
@@ -175,7 +176,7 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
         "--webhook-secret-file", str(secret_file),
     )  # fmt: skip
 
-    first = git(work, "rev-parse", "HEAD").strip()
+    first = git(work, "rev-parse", "HEAD")
     queued = post_push(running, "team-iris", push_event(remote, first, "0" * 40))
     assert queued.status_code == 202, queued.text
     number = queued.json()["run"]

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from gitrepos import commit, git
 from shipyard.errors import ExecutorError, GitError
 from shipyard.executor import LocalExecutor
 
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
 
-
-def git(repository: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_IDENTITY}
-    done = subprocess.run(
-        ["git", "-C", str(repository), *args], env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
-def commit(repository: Path, content: str) -> str:
+def commit_model(repository: Path, content: str) -> str:
+    """Commit ``model.txt`` holding ``content``; the new sha."""
     (repository / "model.txt").write_text(content)
-    git(repository, "add", "model.txt")
-    git(repository, "commit", "-q", "-m", content)
-    return git(repository, "rev-parse", "HEAD")
+    return commit(repository, content)
 
 
 @dataclass(frozen=True)
@@ -47,7 +30,7 @@ def repo(tmp_path: Path) -> Repo:
     path = tmp_path / "repo"
     path.mkdir()
     git(path, "init", "-q")
-    return Repo(path, commit(path, "first"), commit(path, "second"))
+    return Repo(path, commit_model(path, "first"), commit_model(path, "second"))
 
 
 def test_workspace_holds_exactly_the_commit(
@@ -56,7 +39,7 @@ def test_workspace_holds_exactly_the_commit(
     workspace = tmp_path / "ws" / "1"
     assert executor.prepare_workspace(repo.path, repo.first, workspace) == workspace
 
-    commit(repo.path, "third")  # a later commit on the branch must not leak in
+    commit_model(repo.path, "third")  # a later commit on the branch must not leak in
 
     assert (workspace / "model.txt").read_text() == "first"
     assert git(workspace, "rev-parse", "HEAD") == repo.first

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.policy import change_policy
@@ -33,29 +33,6 @@ class Model:
     def predict(self, records):
         return [self.answer for _ in records]
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-def commit(repo: Path, message: str = "change") -> str:
-    git(repo, "add", "-A")
-    git(
-        repo,
-        "-c",
-        "user.name=T",
-        "-c",
-        "user.email=t@example.invalid",
-        "commit",
-        "-q",
-        "-m",
-        message,
-    )
-    return git(repo, "rev-parse", "HEAD")
 
 
 def write_project(

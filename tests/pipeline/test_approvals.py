@@ -11,14 +11,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from gitrepos import commit
 from shipyard.adapters import Adapters
 from shipyard.cli.app import app
 from shipyard.domain import Status
 from shipyard.pipeline.engine import Pipeline
 from shipyard.services import Services
 from shipyard.store import acting_as
-
-from .conftest import commit
 
 MANUAL_RELEASE = "release:\n  approval: manual\n"
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.domain import STAGES, Status
 from shipyard.errors import ConfigError
 from shipyard.pipeline.engine import Pipeline
 
-from .conftest import commit, git, write_project
+from .conftest import write_project
 
 
 class Recorder:

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gitrepos import commit
 from shipyard.adapters import Adapters
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
-
-from .conftest import commit
 
 
 def mode(path: Path) -> int:

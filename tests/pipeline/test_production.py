@@ -19,6 +19,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from gitrepos import commit
 from shipyard.adapters import Adapters
 from shipyard.cli.app import app
 from shipyard.controllers import Reconciler
@@ -27,7 +28,7 @@ from shipyard.pipeline import deploy
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.local import gateway_pid_on
 
-from .conftest import commit, write_project
+from .conftest import write_project
 
 TRAIN = "python -c \"import os; open(os.environ['SHIPYARD_MODEL_DIR'] + '/answer.txt', 'w').write('{answer}')\""
 BODY = {"dataframe_records": [{"x": 1}]}

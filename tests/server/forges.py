@@ -7,12 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gitrepos import commit, git
 
 TINY_CONFIG = """\
 name: {name}
@@ -30,14 +31,6 @@ class Model:
     def predict(self, records):
         return [self.answer for _ in records]
 """
-IDENTITY = ("-c", "user.name=Alice", "-c", "user.email=alice@example.invalid")
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=30
-    )
-    return done.stdout.strip()
 
 
 @dataclass
@@ -52,10 +45,9 @@ class Remote:
         git(self.work, "checkout", "-q", "-B", branch)
         (self.work / "shipyard.yaml").write_text(TINY_CONFIG.format(name=name))
         (self.work / "CHANGES").write_text(message)
-        git(self.work, "add", "-A")
-        git(self.work, *IDENTITY, "commit", "-q", "-m", message)
+        sha = commit(self.work, message)
         git(self.work, "push", "-q", "origin", f"HEAD:refs/heads/{branch}")
-        return self.git_head()
+        return sha
 
     def git_head(self) -> str:
         return git(self.work, "rev-parse", "HEAD")

@@ -4,11 +4,11 @@ a project without tests, analysis or QA through."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.policy import change_policy
@@ -49,20 +49,6 @@ class Model:
     def predict(self, records):
         return [self.answer for _ in records]
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=30
-    )
-    return done.stdout.strip()
-
-
-def commit(repo: Path, message: str) -> str:
-    git(repo, "add", "-A")
-    identity = ["-c", "user.name=T", "-c", "user.email=t@example.invalid"]
-    git(repo, *identity, "commit", "-q", "--allow-empty", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 def write_project(repo: Path, name: str, *train_args: str) -> str:

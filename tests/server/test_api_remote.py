@@ -4,13 +4,13 @@ same read models and errors from a real server on 127.0.0.1."""
 from __future__ import annotations
 
 import inspect
-import subprocess
 from functools import cached_property
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from gitrepos import git, make_repo
 from shipyard.cli.app import app
 from shipyard.domain import RolloutAction, TokenRole
 from shipyard.errors import NotFound, ShipyardError
@@ -85,12 +85,8 @@ def test_errors_are_the_same_class_message_and_hint(live: Live, remote: RemoteSe
 
 def bare_repo(root: Path) -> Path:
     work, bare = root / "work", root / "tiny.git"
-    work.mkdir()
-    (work / "shipyard.yaml").write_text("name: tiny\n")
-    identity = ["-c", "user.name=T", "-c", "user.email=t@example.invalid"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*identity, "commit", "-qm", "1"]):
-        subprocess.run(["git", "-C", str(work), *args], check=True, capture_output=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    make_repo(work, {"shipyard.yaml": "name: tiny\n"})
+    git(root, "clone", "-q", "--bare", str(work), str(bare))
     return bare
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gitrepos import commit
 from shipyard.adapters import Adapters
 from shipyard.domain import TokenRole
 from shipyard.pipeline.context import free_port
@@ -26,7 +27,7 @@ from shipyard.services import Services
 from shipyard.store import acting_as
 from shipyard.wiring import open_adapters
 
-from .queue_projects import commit, loosen_release_policy, wait_for, write_project
+from .queue_projects import loosen_release_policy, wait_for, write_project
 
 
 @pytest.fixture

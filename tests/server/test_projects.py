@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from gitrepos import IDENTITY, git
 from shipyard.cli.app import app
 from shipyard.domain import TokenRole
 from shipyard.errors import Conflict, InvalidInput
@@ -24,7 +25,7 @@ from shipyard.services import Services
 from shipyard.store.models import Event, Project
 from shipyard.wiring import open_adapters
 
-from .forges import IDENTITY, TINY_CONFIG, Remote, git, make_remote
+from .forges import TINY_CONFIG, Remote, make_remote
 
 
 @pytest.fixture

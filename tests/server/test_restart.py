@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.domain import Status
@@ -30,7 +31,7 @@ from shipyard.processes import ProcessBook, is_running, owner_alive, pid_alive
 from shipyard.services.runs import Runs
 from shipyard.wiring import open_adapters
 
-from .queue_projects import commit, git, loosen_release_policy, wait_for, write_project
+from .queue_projects import loosen_release_policy, wait_for, write_project
 
 pytestmark = pytest.mark.e2e
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gitrepos import git
 from shipyard.adapters import Adapters
 from shipyard.domain import TokenRole
 from shipyard.pipeline.context import free_port
@@ -20,7 +21,7 @@ from shipyard.services import Services
 from shipyard.store import acting_as
 from shipyard.wiring import open_adapters
 
-from .queue_projects import git, loosen_release_policy, wait_for, write_project
+from .queue_projects import loosen_release_policy, wait_for, write_project
 
 
 @pytest.fixture

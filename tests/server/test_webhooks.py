@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from gitrepos import git
 from shipyard.domain import Status
 from shipyard.server.app import create_app
 from shipyard.server.hooks import MAX_BODY
@@ -20,7 +21,6 @@ from shipyard.wiring import open_adapters
 
 from .forges import (
     Remote,
-    git,
     gitea_headers,
     github_headers,
     gitlab_headers,

@@ -5,13 +5,13 @@ service moves production between them, each move named after who asked."""
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gitrepos import commit, git
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.policy import change_policy
@@ -51,15 +51,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
 def release(repo: Path, adapters: Adapters, answer: str, port: int, *, extra: str = "") -> str:
     """Commit a version that answers ``answer`` and run it to live; its version."""
     (repo / "shipyard.yaml").write_text(CONFIG.format(answer=answer, port=port) + extra)
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-qm", answer)
+    commit(repo, answer)
     pipeline = Pipeline(adapters)
     run = pipeline.queue(repo)
     assert pipeline.execute(run) is Status.PASSED
