@@ -14,24 +14,19 @@ from pathlib import Path
 IDENTITY = ("-c", "user.name=T", "-c", "user.email=t@example.invalid")
 
 
-def git(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+def git(repo: Path, *args: str) -> str:
     """Run ``git -C repo *args``; its output, stripped. A failure raises CalledProcessError."""
     done = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=60
     )
     return done.stdout.strip()
 
 
-def commit(repo: Path, message: str = "change", *, allow_empty: bool = True) -> str:
-    """Commit everything in ``repo`` (``git add -A``); the new commit's sha."""
+def commit(repo: Path, message: str = "change") -> str:
+    """Commit everything in ``repo`` (``git add -A``; nothing to add is still a commit); the
+    new commit's sha."""
     git(repo, "add", "-A")
-    empty = ["--allow-empty"] if allow_empty else []
-    git(repo, *IDENTITY, "commit", "-q", *empty, "-m", message)
+    git(repo, *IDENTITY, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
 
 
