@@ -138,12 +138,14 @@ class Approvals:
             return [ApprovalView.of(row, name, number) for row, name, number in s.execute(query)]
 
     def of_run(self, project: str, number: int) -> list[ApprovalView]:
-        """Every request of one run and its decision, in the order they were asked."""
-        with self.store.session() as s:
-            run = _run(s, project, number)
+        """Every request of one run and its decision, in the order they were asked (none for
+        a run that does not exist)."""
+        with self.store.reading() as s:
             query = (
                 select(Approval)
-                .where(Approval.run_id == run.id)
+                .join(Run, Approval.run_id == Run.id)
+                .join(Project)
+                .where(Project.name == project, Run.number == number)
                 .order_by(Approval.requested_at, Approval.id)
             )
             return [ApprovalView.of(row, project, number) for row in s.scalars(query)]

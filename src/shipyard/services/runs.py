@@ -16,6 +16,8 @@ from __future__ import annotations
 import builtins
 from pathlib import Path
 
+from sqlalchemy import select
+
 from shipyard.adapters import Adapters
 from shipyard.config.loader import parse_config
 from shipyard.coordination import HeldLease
@@ -28,6 +30,7 @@ from shipyard.services.cache import ViewCache
 from shipyard.services.processes import Processes
 from shipyard.services.reports import FindingsReport, JUnitReport, QaReport
 from shipyard.services.views import LogChunk, RunView
+from shipyard.store.models import Project
 from shipyard.store.queue import QueuedRun, RunQueue
 from shipyard.store.store import no_such_run
 
@@ -137,8 +140,10 @@ class Runs:
         def read() -> QaReport | None:
             if not (folder / reports.QA_FILE).is_file():
                 return None
-            run = self.adapters.store.get_run(project, number)
-            return reports.qa_report(folder, run.project.repository, run.sha)
+            with self.adapters.store.reading() as s:
+                found = select(Project.repository).where(Project.name == project)
+                repository = s.scalar(found) or ""
+            return reports.qa_report(folder, repository, self.get(project, number).sha)
 
         return self.views.get(("qa", project, number), read)
 
