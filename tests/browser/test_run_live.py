@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from shipyard.domain import STAGES, TokenRole
+from shipyard.domain import STAGES, Status, TokenRole
 from shipyard.pipeline import deploy
 from shipyard.services import Services
 from shipyard.store import acting_as
@@ -79,6 +79,7 @@ def test_a_run_started_from_the_page_is_followed_live_to_live(
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     assert serious_violations(page) == []
     shoot(page, "run")
+    the_log_pane_outlives_a_live_refresh(page, iris)
 
     phone = chromium.new_context(viewport=PHONE, is_mobile=True)
     try:
@@ -87,7 +88,28 @@ def test_a_run_started_from_the_page_is_followed_live_to_live(
         expect(small.locator("#log-live")).not_to_be_empty()
         width = small.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the run page is {width}px wide on a phone"
+        # the stage view scrolls sideways inside its strip, the selected stage brought into it
+        right = small.locator("#stage-live").evaluate("e => e.getBoundingClientRect().right")
+        assert right <= PHONE["width"], "the selected stage is scrolled out of sight"
         assert serious_violations(small) == []
         shoot(small, "run-phone")
     finally:
         phone.close()
+
+
+def the_log_pane_outlives_a_live_refresh(page: Page, iris: Dashboard) -> None:
+    """A change refreshes the page in place; the log pane is kept, not fetched again."""
+    page.goto(f"{iris.url}/projects/iris/runs/1?stage=build")
+    pane = page.locator("#log-build")
+    expect(pane).to_contain_text("train.py")
+    page.evaluate("document.getElementById('log-build').dataset.mark = 'kept'")
+    text = pane.text_content()
+    services = iris.services()
+    try:  # a change to the run the change feed announces: the build's message
+        store = services.adapters.store
+        store.set_stage_status("iris", 1, "build", Status.PASSED, "refreshed in place")
+    finally:
+        services.adapters.store.close()
+    expect(page.locator(".stage-message")).to_have_text("refreshed in place")
+    expect(pane).to_have_attribute("data-mark", "kept")
+    assert pane.text_content() == text  # nothing appended twice

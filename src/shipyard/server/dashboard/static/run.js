@@ -29,7 +29,21 @@
     });
   }
 
+  // On a phone the stage view scrolls sideways: bring the selected stage into it, once per
+  // selection, so a refresh does not undo the reader's own scrolling.
+  var shown = null;
+  function reveal() {
+    var stage = document.querySelector(".stage.selected");
+    var strip = stage && stage.closest(".stage-wrap");
+    if (!strip || stage.id === shown) {
+      return;
+    }
+    shown = stage.id;
+    strip.scrollLeft = Math.max(0, stage.offsetLeft - strip.offsetLeft - strip.clientWidth / 3);
+  }
+
   function scan() {
+    reveal();
     followed = followed.filter(function (one) {
       if (document.contains(one.pane)) {
         return true;
