@@ -15,7 +15,7 @@ from shipyard.services import Services
 from shipyard.store import acting_as
 
 from .conftest import SHA, Seed
-from .forges import make_remote
+from .forges import IDENTITY, git, make_remote
 from .test_dashboard_session import sign_in
 
 JUNIT = """\
@@ -294,3 +294,51 @@ def test_a_developer_runs_a_commit_of_a_registered_project_and_lands_on_its_page
     viewer = TestClient(api.app)
     sign_in(viewer, tokens[TokenRole.VIEWER])
     assert 'action="/runs"' not in viewer.get("/projects").text
+
+
+QA_CONFIG = """\
+name: tiny
+build: {train: "true"}
+model: {serve: "tiny_model:Model"}
+qa:
+  load: {max_error_rate: 0.01}
+  performance: {p95_ms: 100, p99_ms: 200}
+  quality:
+    data: holdout.csv
+    label: y
+    metrics: {accuracy: {min: 0.9}}
+    vs_production: {accuracy: {max_drop: 0.02}}
+"""
+
+
+def test_the_qa_figures_stand_beside_their_thresholds_and_production(
+    api: TestClient, tokens: dict[TokenRole, str], services: Services, tmp_path: Path
+) -> None:
+    remote = make_remote(tmp_path)
+    (remote.work / "shipyard.yaml").write_text(QA_CONFIG)
+    git(remote.work, "add", "-A")
+    git(remote.work, *IDENTITY, "commit", "-qm", "qa")
+    services.adapters.store.ensure_project("tiny", str(remote.work))
+    number = services.adapters.store.create_run("tiny", remote.git_head(), "main").number
+    qa = {
+        "load": {"requests": 100, "errors": 0, "error_rate": 0.0, "throughput_rps": 49.5}
+        | {"p50_ms": 9.5, "p95_ms": 42.0, "p99_ms": 230.0},
+        "quality": {
+            "metrics": {"accuracy": 0.95},
+            "failures": [],
+            "production": {"version": "4-0a1b2c3", "metrics": {"accuracy": 0.96}},
+        },
+    }
+    (reports(services, "tiny", number) / "qa.json").write_text(json.dumps(qa))
+    sign_in(api, tokens[TokenRole.VIEWER])
+    text = api.get(f"/projects/tiny/runs/{number}").text
+    rows = {
+        name: re.sub(r"<[^>]+>|\s+", " ", row).split()
+        for name, row in re.findall(r'<tr><th scope="row">([^<]+)</th>(.*?)</tr>', text, re.S)
+    }
+    assert rows["p95 latency"] == ["42.0", "ms", "≤", "100.0", "ms", "passed"]
+    assert rows["p99 latency"] == ["230.0", "ms", "≤", "200.0", "ms", "failed"]
+    assert rows["error rate"] == ["0.00%", "(0)", "≤", "1.00%", "passed"]
+    assert rows["accuracy"][:4] == ["0.9500", "≥", "0.9", "0.9600"]
+    assert rows["accuracy"][-1] == "passed"  # a drop of 0.01 against production is allowed
+    assert "Production (4-0a1b2c3)" in text and "may drop 0.02" in text

@@ -19,7 +19,7 @@ from typing import Any
 from shipyard.analysis.interface import SEVERITIES
 from shipyard.analysis.run import REPORT_FILE, SARIF_FILE
 from shipyard.analysis.sbom import SBOM_FILE
-from shipyard.config.loader import parse_config
+from shipyard.config.loader import CONFIG_FILE, parse_config
 from shipyard.config.schema import DropLimit, QAConfig, Threshold
 from shipyard.errors import NotFound, ShipyardError, StageFailed
 from shipyard.git import show_file
@@ -55,7 +55,6 @@ REPORT_FILES = {
     JUNIT_FILE: "application/xml",
     QA_FILE: "application/json",
 }
-CONFIG_FILE = "shipyard.yaml"
 
 
 class FailedTest(View):
