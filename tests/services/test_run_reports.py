@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from shipyard.domain import Status
 from shipyard.errors import NotFound
 from shipyard.services import Services
+from shipyard.services.projects import ProjectView
 from shipyard.wiring import open_adapters
 
 CONFIG = """\
@@ -184,3 +186,23 @@ def test_a_report_file_that_is_a_symlink_out_of_the_run_is_not_served(
     (run / "qa.json").symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(NotFound):
         services.runs.report_file("tiny", 1, "qa.json")
+
+
+def test_a_run_started_by_hand_builds_the_first_plain_branch_a_project_watches(
+    services: Services, tmp_path: Path
+) -> None:
+    def view(branches: list[str]) -> ProjectView:
+        return ProjectView(
+            name="tiny",
+            registered=True,
+            remote=str(tmp_path),
+            branches=branches,
+            poll_interval=None,
+            repository=str(tmp_path),
+            created_at=datetime(2026, 1, 1),
+            hooks={},
+        )
+
+    assert view(["main", "release/*"]).default_ref == "main"
+    assert view(["release/*", "develop"]).default_ref == "develop"
+    assert view(["release/*", "v[0-9]*"]).default_ref == "HEAD"
