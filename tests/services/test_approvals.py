@@ -272,3 +272,22 @@ def test_a_run_cancelled_while_it_waited_is_left_cancelled_when_its_request_expi
     assert sorted(view.run for view in expired) == [ctx.number, late.number]
     assert services.runs.get("tiny", ctx.number).status is Status.CANCELLED
     assert services.runs.get("tiny", late.number).status is Status.QUEUED  # to fail at its gate
+
+
+def test_a_runs_approvals_are_listed_with_who_decided_in_the_order_asked(
+    services: Services,
+) -> None:
+    ctx = new_run(services, release=MANUAL, canary=MANUAL)
+    other = new_run(services, release=MANUAL)
+    parked_at(services, ctx, Gate.RELEASE)
+    parked_at(services, other, Gate.RELEASE)
+    with acting_as("quinn"):
+        services.approvals.approve("tiny", ctx.number, "looks right", role=TokenRole.QA)
+    parked_at(services, ctx, Gate.CANARY)
+    found = services.approvals.of_run("tiny", ctx.number)
+    assert [(a.gate, a.status, a.actor, a.reason) for a in found] == [
+        (Gate.RELEASE, ApprovalStatus.APPROVED, "quinn", "looks right"),
+        (Gate.CANARY, ApprovalStatus.WAITING, None, None),
+    ]
+    assert services.approvals.of_run("tiny", other.number)[0].status is ApprovalStatus.WAITING
+    assert services.approvals.of_run("tiny", 99) == []

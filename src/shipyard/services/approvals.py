@@ -137,6 +137,19 @@ class Approvals:
                 query = query.where(Project.name == project)
             return [ApprovalView.of(row, name, number) for row, name, number in s.execute(query)]
 
+    def of_run(self, project: str, number: int) -> list[ApprovalView]:
+        """Every request of one run and its decision, in the order they were asked (none for
+        a run that does not exist)."""
+        with self.store.reading() as s:
+            query = (
+                select(Approval)
+                .join(Run, Approval.run_id == Run.id)
+                .join(Project)
+                .where(Project.name == project, Run.number == number)
+                .order_by(Approval.requested_at, Approval.id)
+            )
+            return [ApprovalView.of(row, project, number) for row in s.scalars(query)]
+
     def approve(
         self, project: str, number: int, reason: str | None = None, *, role: TokenRole | None = None
     ) -> ApprovalView:

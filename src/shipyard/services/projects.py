@@ -72,6 +72,13 @@ class ProjectView(View):
             hooks={forge.value: f"/hooks/{forge.value}/{row.name}" for forge in Forge},
         )
 
+    @property
+    def default_ref(self) -> str:
+        """What a run started by hand builds when no ref is given: the first watched branch
+        that is a plain name, else the remote's HEAD."""
+        plain = [branch for branch in self.branches if not set(branch) & set("*?[")]
+        return plain[0] if plain else "HEAD"
+
     def watches(self, branch: str) -> bool:
         """Whether pushes to ``branch`` start runs (a glob's ``*`` also matches ``/``)."""
         return any(fnmatch.fnmatchcase(branch, glob) for glob in self.branches)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import builtins
 from pathlib import Path
 
+from sqlalchemy import select
+
 from shipyard.adapters import Adapters
 from shipyard.config.loader import parse_config
 from shipyard.coordination import HeldLease
@@ -23,9 +25,12 @@ from shipyard.coordination.interface import DEFAULT_TTL
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import ConfigError, InvalidInput
 from shipyard.git import repository_root, resolve_commit, show_file
+from shipyard.services import reports
 from shipyard.services.cache import ViewCache
 from shipyard.services.processes import Processes
+from shipyard.services.reports import FindingsReport, JUnitReport, QaReport
 from shipyard.services.views import LogChunk, RunView
+from shipyard.store.models import Project
 from shipyard.store.queue import QueuedRun, RunQueue
 from shipyard.store.store import no_such_run
 
@@ -113,6 +118,42 @@ class Runs:
         more = len(data) == LOG_CHUNK
         text = data.decode("utf-8", errors="replace")
         return LogChunk(text=text, offset=offset + len(data), finished=finished and not more)
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def test_report(self, project: str, number: int) -> JUnitReport | None:
+        """The run's JUnit counts and failed tests; None when its test stage wrote no report."""
+        folder = self._reports(project, number)
+        return self.views.get(("junit", project, number), lambda: reports.junit_report(folder))
+
+    def findings(self, project: str, number: int) -> FindingsReport | None:
+        """The run's analysis findings by severity; None when its analyze stage did not run."""
+        folder = self._reports(project, number)
+        return self.views.get(
+            ("findings", project, number), lambda: reports.findings_report(folder)
+        )
+
+    def qa_report(self, project: str, number: int) -> QaReport | None:
+        """The run's QA figures against its thresholds; None when its qa stage wrote none."""
+        folder = self._reports(project, number)
+
+        def read() -> QaReport | None:
+            if not (folder / reports.QA_FILE).is_file():
+                return None
+            with self.adapters.store.reading() as s:
+                found = select(Project.repository).where(Project.name == project)
+                repository = s.scalar(found) or ""
+            return reports.qa_report(folder, repository, self.get(project, number).sha)
+
+        return self.views.get(("qa", project, number), read)
+
+    def report_file(self, project: str, number: int, name: str) -> Path:
+        """One of the run's report files (``reports.REPORT_FILES``), for downloading."""
+        return reports.report_path(self._reports(project, number), name)
+
+    def _reports(self, project: str, number: int) -> Path:
+        self.get(project, number)  # NotFound for a run that does not exist
+        return self.adapters.state.run_dir(project, number) / "reports"
 
     # -- cancelling ----------------------------------------------------------------------------
 

@@ -51,5 +51,6 @@ def overview(found: Services) -> list[ProjectRow]:
 @router.get("/projects", response_class=HTMLResponse)
 async def projects(request: Request, session: Browser, found: Found) -> HTMLResponse:
     rows = await run_in_threadpool(overview, found)
-    context = {"projects": rows, "active": "projects", "live": ""}
+    runnable = await run_in_threadpool(found.projects.list)  # registered: the run form's choice
+    context = {"projects": rows, "runnable": runnable, "active": "projects", "live": ""}
     return page(request, "projects.html", session, context)
