@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from servers import ShipyardServer
 from shipyard.domain import TokenRole
 from shipyard.services import Services
 from shipyard.store import acting_as
@@ -78,13 +73,6 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class Dashboard:
     """A `shipyard server` subprocess, and one token per role (``tokens[role]``)."""
@@ -92,8 +80,7 @@ class Dashboard:
     state: Path
     url: str
     tokens: dict[TokenRole, str]
-    process: subprocess.Popen[bytes]
-    log: Path
+    server: ShipyardServer
 
     def services(self) -> Services:
         """The state's services, opened here (close ``.adapters.store`` when done)."""
@@ -106,13 +93,7 @@ class Dashboard:
         page.wait_for_url(f"{self.url}{path}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        self.server.stop()
 
 
 def start_dashboard(state: Path, prepare: Callable[[Services], None] | None = None) -> Dashboard:
@@ -124,29 +105,10 @@ def start_dashboard(state: Path, prepare: Callable[[Services], None] | None = No
             prepare(services)
     finally:
         services.adapters.store.close()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    env["SHIPYARD_CACHE"] = os.environ["SHIPYARD_CACHE"]
-    log = state.parent / "server.log"
-    command = [sys.executable, "-m", "shipyard", "server", "--state", str(state)]
-    command += ["--port", str(port), "--workers", "2"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    one = Dashboard(state, url, tokens, process, log)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"shipyard server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                return one
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            one.stop()
-            raise AssertionError(f"shipyard server did not answer: {log.read_text()[-3000:]}")
-        time.sleep(0.1)
+    server = ShipyardServer(state)
+    server.start()
+    server.wait_ready()
+    return Dashboard(state, server.url, tokens, server)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ so the tests compare text with its whitespace squeezed.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,8 +18,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from gitrepos import git, make_repo
+from servers import clean_env
 from shipyard.cli.app import app
-from shipyard.paths import CACHE_ENV_VAR, StateDir
+from shipyard.paths import StateDir
 from shipyard.store import Store
 
 Cli = Callable[..., Result]
@@ -45,19 +45,6 @@ class Model:
     def predict(self, records):
         return [self.answer for _ in records]
 """
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment, wide enough not to wrap, without Shipyard's variables.
-
-    The environment cache is kept: the session fixture points it at a temporary folder, and a
-    subprocess must not fall back to the developer's own cache.
-    """
-    assert os.environ.get(CACHE_ENV_VAR), "tests/conftest.py sets the test environment cache"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_") or k == CACHE_ENV_VAR
-    }
-    return {**env, "COLUMNS": "200", **extra}
 
 
 @pytest.fixture

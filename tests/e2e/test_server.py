@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ import httpx
 import pytest
 
 from gitrepos import commit, git
-from shipyard.pipeline.context import free_port
+from servers import ShipyardServer, clean_env
 
 from .conftest import make_project
 
@@ -43,8 +41,7 @@ SAMPLE = {
 
 def shipyard(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "shipyard", *args, "--state", str(state)]
-    env = {k: v for k, v in os.environ.items() if k not in ("SHIPYARD_SERVER", "SHIPYARD_TOKEN")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=clean_env())
     assert done.returncode == 0, f"shipyard {' '.join(args)}: {done.stdout}{done.stderr}"
     return done
 
@@ -55,57 +52,27 @@ def token(state: Path, name: str, role: str) -> str:
     return found.group(0)
 
 
-class Server:
-    def __init__(self, state: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = (state.parent / "server.log").open("w")
-        command = [sys.executable, "-m", "shipyard", "server", "--state", str(state)]
-        self.process = subprocess.Popen(
-            [*command, "--port", str(port), "--workers", "2"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.wait_until(lambda: self.healthy(), 60, "the server to answer")
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return self.process.poll() is not None and _raise(self.log.name)
-
-    def wait_until(self, ready: Any, seconds: float, what: str) -> Any:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            value = ready()
-            if value:
-                return value
-            time.sleep(0.3)
-        raise AssertionError(f"timed out after {seconds:g}s waiting for {what}")
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
-
-
-def _raise(log: str) -> bool:
-    raise AssertionError(f"the server exited:\n{Path(log).read_text()[-3000:]}")
+def wait_until(ready: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Poll ``ready`` until it returns something true, and return that."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = ready()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {seconds:g}s waiting for {what}")
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+def server(tmp_path: Path) -> Iterator[ShipyardServer]:
     state = tmp_path / "state"
-    running = Server(state, free_port())
     try:
-        yield running, state
+        with ShipyardServer(state) as running:
+            yield running
     finally:
-        running.stop()
         subprocess.run(
             [sys.executable, "-m", "shipyard", "down", "--state", str(state)],
+            env=clean_env(),
             capture_output=True,
             timeout=120,
         )
@@ -126,7 +93,7 @@ def push_event(repo: Path, sha: str, before: str) -> bytes:
     ).encode()
 
 
-def post_push(server: Server, project: str, body: bytes) -> httpx.Response:
+def post_push(server: ShipyardServer, project: str, body: bytes) -> httpx.Response:
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     headers = {
         "content-type": "application/json",
@@ -137,7 +104,7 @@ def post_push(server: Server, project: str, body: bytes) -> httpx.Response:
     return httpx.post(f"{server.url}/hooks/github/{project}", content=body, headers=headers)
 
 
-def run_of(server: Server, auth: str, project: str, number: int) -> dict[str, Any]:
+def run_of(server: ShipyardServer, auth: str, project: str, number: int) -> dict[str, Any]:
     response = httpx.get(
         f"{server.url}/api/v1/runs/{project}/{number}",
         headers={"authorization": f"Bearer {auth}"},
@@ -148,15 +115,15 @@ def run_of(server: Server, auth: str, project: str, number: int) -> dict[str, An
     return found
 
 
-def finished(server: Server, auth: str, project: str, number: int) -> dict[str, Any] | None:
+def finished(server: ShipyardServer, auth: str, project: str, number: int) -> dict[str, Any] | None:
     run = run_of(server, auth, project, number)
     return run if run["status"] not in ("queued", "running", "waiting") else None
 
 
 def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
-    server: tuple[Server, Path], tmp_path: Path
+    server: ShipyardServer, tmp_path: Path
 ) -> None:
-    running, state = server
+    running, state = server, server.state
     work, port = make_project(tmp_path, "team-iris")
     # The canary's judgement is not what this test is about: a busy CI machine must not make a
     # cold canary's latency look like a regression.
@@ -180,7 +147,7 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
     queued = post_push(running, "team-iris", push_event(remote, first, "0" * 40))
     assert queued.status_code == 202, queued.text
     number = queued.json()["run"]
-    run = running.wait_until(lambda: finished(running, viewer, "team-iris", number), 420, "run 1")
+    run = wait_until(lambda: finished(running, viewer, "team-iris", number), 420, "run 1")
     assert run["status"] == "passed", run
     assert run["sha"] == first and run["trigger"] == "github"
     assert {s["name"]: s["status"] for s in run["stages"]}["live"] == "passed"
@@ -201,7 +168,7 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
         assert run["status"] not in ("failed", "cancelled", "passed"), run
         return run if run["status"] == "waiting" and "approval" in (run["message"] or "") else None
 
-    run = running.wait_until(waiting, 420, "run 2 to wait for approval")
+    run = wait_until(waiting, 420, "run 2 to wait for approval")
     assert {s["name"]: s["status"] for s in run["stages"]}["qa"] == "passed"
     approve = f"{running.url}/api/v1/runs/team-iris/{number}/approve"
     refused = httpx.post(
@@ -212,7 +179,7 @@ def test_a_pushed_commit_goes_live_and_a_manual_release_waits_for_qa(
         approve, json={"reason": "QA signed off"}, headers={"authorization": f"Bearer {qa}"}
     )
     assert approved.status_code == 200, approved.text
-    run = running.wait_until(lambda: finished(running, viewer, "team-iris", number), 300, "run 2")
+    run = wait_until(lambda: finished(running, viewer, "team-iris", number), 300, "run 2")
     assert run["status"] == "passed", [
         (s["name"], s["status"], s["message"]) for s in run["stages"]
     ]

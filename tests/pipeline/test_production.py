@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gitrepos import commit
+from servers import free_port
 from shipyard.adapters import Adapters
 from shipyard.cli.app import app
 from shipyard.controllers import Reconciler
@@ -32,12 +33,6 @@ from .conftest import write_project
 
 TRAIN = "python -c \"import os; open(os.environ['SHIPYARD_MODEL_DIR'] + '/answer.txt', 'w').write('{answer}')\""
 BODY = {"dataframe_records": [{"x": 1}]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening(port: int) -> bool:

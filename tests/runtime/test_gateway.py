@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from servers import free_port
 from shipyard.canary.judge import judge_canary
 from shipyard.config.schema import AnalysisConfig
 from shipyard.errors import InvalidInput, RuntimeFailure
@@ -37,13 +38,6 @@ class Environment:
     directory: Path
     port: int
     url: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def gateway_in(runtime: LocalRuntime, state: Path) -> Iterator[Environment]:

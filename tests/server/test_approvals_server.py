@@ -6,10 +6,6 @@ nothing."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +16,9 @@ import httpx
 import pytest
 
 from gitrepos import commit
+from servers import ShipyardServer, free_port
 from shipyard.adapters import Adapters
 from shipyard.domain import TokenRole
-from shipyard.pipeline.context import free_port
 from shipyard.services import Services
 from shipyard.store import acting_as
 from shipyard.wiring import open_adapters
@@ -79,22 +75,14 @@ def test_a_server_parks_a_run_for_qa_and_drives_it_on_once_approved_or_fails_it_
     repo = tmp_path / "tiny"
     gated(repo, "{approval: manual}")
     first = services.runs.queue(repo).number
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    env["SHIPYARD_CACHE"] = os.environ["SHIPYARD_CACHE"]
-    command = [sys.executable, "-m", "shipyard", "server", "--state", str(adapters.state.root)]
-    command += ["--port", str(port), "--workers", "1", "--lease-ttl", "3"]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
+    with ShipyardServer(adapters.state.root, workers=1, lease_ttl="3") as server:
         wait_for(lambda: services.runs.get("tiny", first).status == "waiting", "run #1 to wait")
         assert services.runs.get("tiny", first).message == "waiting for approval of release by qa"
         # It holds no worker while it waits (the lease goes just after the run is parked).
         wait_for(lambda: services.runs.driver("tiny", first) is None, "the worker to let go")
         wait_for(lambda: any(b["event"] == "approval.needed" for b in posted), "the notice")
 
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        api = httpx.Client(base_url=server.url, timeout=10)
         token = {"authorization": f"Bearer {qa}"}
         inbox = api.get("/api/v1/approvals", headers=token).json()
         assert [(a["run"], a["gate"], a["approver"]) for a in inbox] == [(first, "release", "qa")]
@@ -123,9 +111,6 @@ def test_a_server_parks_a_run_for_qa_and_drives_it_on_once_approved_or_fails_it_
             lambda: any(e.action == "notification.failed" for e in adapters.store.events()),
             "the dead receiver to be given up on",
         )
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
-    assert server.returncode == 0, output
+    assert server.returncode == 0, server.log_text()
     failures = [e for e in adapters.store.events(limit=1000) if e.action == "notification.failed"]
     assert failures and all(e.detail["host"].endswith("/...") for e in failures)

@@ -4,8 +4,6 @@ real `shipyard server`."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,11 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from servers import ShipyardServer, clean_env
 from shipyard.adapters import Adapters
 from shipyard.cli.app import app
 from shipyard.domain import Status
 from shipyard.errors import Conflict, InvalidInput, NotFound
-from shipyard.pipeline.context import RunContext, StageOutcome, free_port
+from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.pipeline.stages import STAGE_FUNCTIONS
 from shipyard.processes import pid_alive
 from shipyard.server.workers import Workers
@@ -170,21 +169,11 @@ def test_a_detached_run_is_driven_by_a_server_that_stops_cleanly(
     assert queued.exit_code == 0, queued.output
     assert "run #1 queued" in " ".join(queued.output.split())
     assert status(adapters, "tiny", 1) == "queued"
-    server = subprocess.Popen(
-        server_command(adapters, "1"),
-        env=server_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with ShipyardServer(state, workers=1, lease_ttl="3") as server:
         wait_for(lambda: status(adapters, "tiny", 1) == "passed", "the server to drive run #1")
         assert adapters.leases.held_by("server:"), "a live server holds its lease"
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
-    assert server.returncode == 0, output
-    assert "driving tiny#1" in output
+    assert server.returncode == 0, server.log_text()
+    assert "driving tiny#1" in server.log_text()
     assert not adapters.leases.held_by("server:")  # released on a clean stop
 
 
@@ -195,15 +184,10 @@ def test_a_stopped_server_hands_its_run_back_to_the_queue(
     repo = tmp_path / "tiny"
     write_project(repo, "tiny", "--mark", str(mark), "--await", str(gate))
     Runs(adapters).queue(repo)
-    server = subprocess.Popen(
-        server_command(adapters, "1"), env=server_env(), stdout=subprocess.PIPE, text=True
-    )
-    try:
+    with ShipyardServer(adapters.state.root, workers=1, lease_ttl="3") as server:
         wait_for(mark.exists, "the train command to start")
         train = int(mark.read_text())
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
+    output = server.log_text()
     assert server.returncode == 0, output
     assert not pid_alive(train)  # the command was stopped with the server
     run = adapters.store.get_run("tiny", 1)
@@ -223,8 +207,7 @@ def test_the_foreground_waits_for_its_deploy_turn_then_drives_on(
     runs.queue(repo)  # run #1: queued, and no server to drive it
     state = str(adapters.state.root)
     command = [sys.executable, "-m", "shipyard", "run", str(repo), "--state", state]
-    env = {**server_env(), "COLUMNS": "200"}
-    foreground = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    foreground = subprocess.Popen(command, env=clean_env(), stdout=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: status(adapters, "tiny", 2) == "waiting", "run #2 to wait its turn")
         assert runs.get("tiny", 2).message == "waiting for run #1"
@@ -270,18 +253,6 @@ def test_a_stage_log_is_read_in_chunks_from_an_offset(
     assert runs.log("tiny", 1, "build", offset=first.offset).text == ""
     with pytest.raises(InvalidInput, match="no stage 'deploy'"):
         runs.log("tiny", 1, "deploy")
-
-
-def server_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    env["SHIPYARD_CACHE"] = os.environ["SHIPYARD_CACHE"]
-    return env
-
-
-def server_command(adapters: Adapters, workers: str) -> list[str]:
-    state = str(adapters.state.root)
-    options = ["--port", str(free_port()), "--workers", workers, "--lease-ttl", "3"]
-    return [sys.executable, "-m", "shipyard", "server", "--state", state, *options]
 
 
 def worker_of(output: str) -> str:

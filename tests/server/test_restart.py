@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from gitrepos import commit, git
+from servers import ShipyardServer, clean_env, free_port
 from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.domain import Status
 from shipyard.examples import example_path
-from shipyard.pipeline.context import free_port
 from shipyard.processes import ProcessBook, is_running, owner_alive, pid_alive
 from shipyard.services.runs import Runs
 from shipyard.wiring import open_adapters
@@ -81,42 +80,6 @@ while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
 LEASE_TTL = "3"
 
 
-class Server:
-    """`shipyard server` as a subprocess of this test."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.process: subprocess.Popen[str] | None = None
-        self.log = state.parent / "server.log"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-        env["SHIPYARD_CACHE"] = os.environ["SHIPYARD_CACHE"]
-        command = [sys.executable, "-m", "shipyard", "server", "--state", str(self.state)]
-        command += ["--port", str(free_port()), "--workers", "2", "--lease-ttl", LEASE_TTL]
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, text=True)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
-
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
     return tmp_path / "state"
@@ -131,8 +94,8 @@ def adapters(state: Path) -> Iterator[Adapters]:
 
 
 @pytest.fixture
-def server(state: Path, adapters: Adapters) -> Iterator[Server]:
-    one = Server(state)
+def server(state: Path, adapters: Adapters) -> Iterator[ShipyardServer]:
+    one = ShipyardServer(state, lease_ttl=LEASE_TTL)
     yield one
     one.stop()
     down(state)  # whatever a failed test left
@@ -153,11 +116,9 @@ def iris(root: Path, train: str = TRAIN) -> tuple[Path, int]:
 
 
 def down(state: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    env["COLUMNS"] = "200"
     done = subprocess.run(
         [sys.executable, "-m", "shipyard", "down", "--state", str(state)],
-        env=env,
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -191,7 +152,7 @@ def naming(state: Path) -> set[int]:
     return found
 
 
-def unaccounted(adapters: Adapters, state: Path, server: Server) -> set[int]:
+def unaccounted(adapters: Adapters, state: Path, server: ShipyardServer) -> set[int]:
     """Processes of the state directory that are neither the server nor in a recorded group
     of a live owner."""
     recorded = {row.pid for row in ProcessBook(adapters.store).open_rows() if is_running(row)}
@@ -206,7 +167,7 @@ def unaccounted(adapters: Adapters, state: Path, server: Server) -> set[int]:
     return stray
 
 
-def assert_settled(adapters: Adapters, state: Path, server: Server, number: int) -> None:
+def assert_settled(adapters: Adapters, state: Path, server: ShipyardServer, number: int) -> None:
     run = adapters.store.get_run("iris", number)
     assert Status(run.status).finished, run.status
     assert run.status == "passed" or run.message, "a run that did not pass says why"
@@ -219,7 +180,7 @@ def assert_settled(adapters: Adapters, state: Path, server: Server, number: int)
     assert all(owner_alive(adapters.leases, owner) for owner in owners), owners
 
 
-def assert_nothing_left(state: Path, adapters: Adapters, server: Server) -> None:
+def assert_nothing_left(state: Path, adapters: Adapters, server: ShipyardServer) -> None:
     server.stop()
     down(state)
     assert all(not is_running(row) for row in ProcessBook(adapters.store).open_rows())
@@ -237,7 +198,7 @@ def retried(adapters: Adapters, number: int, stage: str) -> bool:
 
 
 def test_killed_mid_build_the_train_is_killed_and_the_build_retried(
-    tmp_path: Path, state: Path, adapters: Adapters, server: Server
+    tmp_path: Path, state: Path, adapters: Adapters, server: ShipyardServer
 ) -> None:
     mark, gate = tmp_path / "train.pid", tmp_path / "gate.open"
     repo, _ = iris(tmp_path, f"python gate.py {mark} {gate} && {TRAIN}")
@@ -264,7 +225,7 @@ def test_killed_mid_build_the_train_is_killed_and_the_build_retried(
 
 
 def test_killed_mid_staging_the_model_server_is_accounted_for(
-    tmp_path: Path, state: Path, adapters: Adapters, server: Server
+    tmp_path: Path, state: Path, adapters: Adapters, server: ShipyardServer
 ) -> None:
     repo, _ = iris(tmp_path)
     Runs(adapters).queue(repo)
@@ -290,7 +251,7 @@ def test_killed_mid_staging_the_model_server_is_accounted_for(
 
 
 def test_killed_mid_canary_the_rollout_is_finished(
-    tmp_path: Path, state: Path, adapters: Adapters, server: Server
+    tmp_path: Path, state: Path, adapters: Adapters, server: ShipyardServer
 ) -> None:
     repo, _ = iris(tmp_path)
     runs = Runs(adapters)
@@ -318,7 +279,7 @@ def test_killed_mid_canary_the_rollout_is_finished(
 
 
 def test_down_stops_what_a_killed_server_left(
-    tmp_path: Path, state: Path, adapters: Adapters, server: Server
+    tmp_path: Path, state: Path, adapters: Adapters, server: ShipyardServer
 ) -> None:
     mark, gate = tmp_path / "train.pid", tmp_path / "never"
     repo = tmp_path / "tiny"

@@ -4,7 +4,6 @@ service moves production between them, each move named after who asked."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from gitrepos import commit, git
+from servers import free_port
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.policy import change_policy
@@ -43,12 +43,6 @@ class Model:
     def predict(self, records):
         return [self.answer for _ in records]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def release(repo: Path, adapters: Adapters, answer: str, port: int, *, extra: str = "") -> str:
