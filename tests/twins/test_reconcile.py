@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import pytest
+
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks
 from shipyard.controllers import Reconciler
@@ -79,6 +81,40 @@ def test_the_gateway_serves_the_stored_routes_again(world: World) -> None:
     assert world.runtime.gateways[world.env_dir].running
     assert len(world.runtime.history(world.env_dir)) == changes
     assert world.said.count("iris/production: gateway routes set to the stored state") == 1
+
+
+def test_routes_being_changed_are_left_to_their_changer_and_repaired_after(
+    world: World,
+) -> None:
+    """A go-live writes the routes, then the weights: a reconciler that read the weights
+    before would put the old routes back. It stays out while the routes lease is held."""
+    live(world, "1", "2")
+    one, two = rows(world)["1"], rows(world)["2"]
+    moved = (
+        Backend("1", one.endpoint or "", 100, stable=True),
+        Backend("2", two.endpoint or "", 0),
+    )
+    world.runtime.gateways[world.env_dir].routes = Routes(9, "mid-change", moved)
+    changer = new_owner("routes")
+    assert world.adapters.leases.acquire(deploy.routes_lease(PROJECT, ENV), changer, 30)
+
+    reconciler(world).reconcile(drive=False)
+    assert served(world) == {"1": (one.endpoint, 100), "2": (two.endpoint, 0)}  # left alone
+
+    world.adapters.leases.release(deploy.routes_lease(PROJECT, ENV), changer)
+    reconciler(world).reconcile(drive=False)
+    assert served(world) == {"1": (one.endpoint, 0), "2": (two.endpoint, 100)}
+
+
+def test_a_route_change_waits_for_the_routes_lease_and_names_its_holder(world: World) -> None:
+    live(world, "1")
+    holder = new_owner("routes")
+    assert world.adapters.leases.acquire(deploy.routes_lease(PROJECT, ENV), holder, 30)
+    with (
+        pytest.raises(deploy.RoutesBusy, match=holder),
+        deploy.changing_routes(world.adapters, PROJECT, ENV, wait=0.2),
+    ):
+        pass
 
 
 def test_during_a_rollout_its_weights_stand_and_only_restarted_addresses_change(

@@ -93,6 +93,15 @@ class Reconciler:
         return restarted
 
     def fix_routes(self, project: str, environment: str) -> None:
+        """Put the gateway's routes back to what the store says, unless someone is changing
+        them right now (then the next pass looks again)."""
+        try:
+            with deploy.changing_routes(self.adapters, project, environment, wait=0):
+                self._fix_routes(project, environment)
+        except deploy.RoutesBusy:
+            return
+
+    def _fix_routes(self, project: str, environment: str) -> None:
         rows = deploy.running(self.adapters, project, environment)
         if not rows:
             return

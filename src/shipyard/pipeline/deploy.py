@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from shipyard.adapters import Adapters
@@ -17,6 +19,7 @@ from shipyard.artifacts.repository import materialize
 from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import load_config
 from shipyard.config.schema import EnvironmentConfig, ProjectConfig
+from shipyard.coordination import new_owner
 from shipyard.domain import Role
 from shipyard.environments.migrations import apply_migrations, resolve_database_url
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
@@ -152,6 +155,44 @@ def pickle_allowed(adapters: Adapters, project: str, version: str) -> bool:
     return may_load_pickle(Catalog(adapters.store), artifact, keys)
 
 
+ROUTES_TTL = 30.0  # seconds a killed route changer keeps the routes from others
+ROUTES_WAIT = 45.0  # how long a route change waits for another: past a dead holder's TTL
+
+
+class RoutesBusy(Conflict):
+    """Another process is changing the environment's routes."""
+
+
+def routes_lease(project: str, environment: str) -> str:
+    return f"routes:{project}/{environment}"
+
+
+@contextmanager
+def changing_routes(
+    adapters: Adapters, project: str, environment: str, *, wait: float = ROUTES_WAIT
+) -> Iterator[None]:
+    """Hold the environment's routes while they change together with the weights that mirror
+    them in the store. Every route change and the reconciler's repair take it, so the
+    reconciler never compares routes just written with weights read before the change (and
+    writes the old routes back). Conflict when another holds it for longer than ``wait``.
+    """
+    name, owner = routes_lease(project, environment), new_owner("routes")
+    deadline = time.monotonic() + wait
+    while not adapters.leases.acquire(name, owner, ROUTES_TTL):
+        if time.monotonic() >= deadline:
+            holder = adapters.leases.holder(name)
+            raise RoutesBusy(
+                f"The routes of {project}/{environment} are being changed"
+                + (f" by {holder.owner}." if holder else "."),
+                hint="Try again in a moment.",
+            )
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        adapters.leases.release(name, owner)
+
+
 def route(
     adapters: Adapters,
     config: ProjectConfig,
@@ -182,18 +223,19 @@ def route(
         Backend(d.version, d.endpoint or "", weight, stable=d.role == Role.STABLE)
         for d, weight in weights
     ]
-    adapters.runtime.set_routes(
-        env_dir,
-        backends,
-        window,
-        shadow=shadow,
-        sticky_header=env.sticky_header,
-        pin_token=pin_token(env),
-    )
-    for deployment, weight in weights:
-        if deployment.weight != weight:
-            deployment.weight = weight
-            adapters.store.save_deployment(deployment, "weighted")
+    with changing_routes(adapters, config.name, name):
+        adapters.runtime.set_routes(
+            env_dir,
+            backends,
+            window,
+            shadow=shadow,
+            sticky_header=env.sticky_header,
+            pin_token=pin_token(env),
+        )
+        for deployment, weight in weights:
+            if deployment.weight != weight:
+                deployment.weight = weight
+                adapters.store.save_deployment(deployment, "weighted")
     return url
 
 
