@@ -6,7 +6,8 @@ here is who may ask: an override is an admin's call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,10 +15,14 @@ from typing import TYPE_CHECKING, Any
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog, Listed
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, TokenRole
-from shipyard.errors import Forbidden
+from shipyard.errors import Forbidden, NotFound
+from shipyard.services.audit import EventView
 from shipyard.services.views import View
+from shipyard.store.models import Artifact
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from shipyard.artifacts.signing import KeyFile
 
 __all__ = [
@@ -26,9 +31,13 @@ __all__ = [
     "Artifacts",
     "AttestationView",
     "PolicyCheckView",
+    "LicenceCount",
     "PromotionView",
+    "SbomSummary",
     "SignatureView",
 ]
+
+UNKNOWN_LICENCE = "unknown"  # a component whose SBOM entry names no licence
 
 
 class ArtifactView(View):
@@ -94,6 +103,45 @@ class PromotionView(ArtifactView):
     signed_by: str | None  # the key that signed it now, if it did
 
 
+class LicenceCount(View):
+    licence: str  # an SPDX id or expression, the licence's name, or "unknown"
+    components: int
+
+
+class SbomSummary(View):
+    """A CycloneDX SBOM in a few numbers: its components and their licences."""
+
+    spec_version: str
+    components: int
+    licences: list[LicenceCount]  # most common first
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> SbomSummary:
+        components = [c for c in document.get("components") or [] if isinstance(c, dict)]
+        counts = Counter(_licence(component) for component in components)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0].lower()))
+        return cls(
+            spec_version=str(document.get("specVersion", "")),
+            components=len(components),
+            licences=[LicenceCount(licence=name, components=n) for name, n in ranked],
+        )
+
+
+def _licence(component: Mapping[str, Any]) -> str:
+    """A component's licences as CycloneDX lists them: an SPDX expression, or licences by id
+    or name (several joined by AND: each applies)."""
+    names = []
+    for entry in component.get("licenses") or []:
+        if not isinstance(entry, dict):
+            continue
+        found = entry.get("license")
+        if entry.get("expression"):
+            names.append(str(entry["expression"]))
+        elif isinstance(found, dict) and (found.get("id") or found.get("name")):
+            names.append(str(found.get("id") or found.get("name")))
+    return " AND ".join(dict.fromkeys(names)) or UNKNOWN_LICENCE
+
+
 class Artifacts:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
@@ -125,20 +173,10 @@ class Artifacts:
         """Build-info, properties, repositories, and each signature checked against the keys
         this Shipyard trusts."""
         from shipyard.artifacts.attestations import verified
-        from shipyard.artifacts.signing import statement, verifies
 
         item = self.catalog.describe(name, version)
         art = item.artifact
         trusted = self._keys().trusted_keys()
-        signed = statement(art.name, art.version, art.digest)
-        signatures = [
-            SignatureView(
-                key_id=record.key_id,
-                verified=record.key_id in trusted
-                and verifies(record, trusted[record.key_id], signed),
-            )
-            for record in self.catalog.signatures(art)
-        ]
         attestations = [
             AttestationView(
                 subject=attestation.subject,
@@ -149,9 +187,33 @@ class Artifacts:
         ]
         return ArtifactDetail(
             **ArtifactView.of(item).model_dump(),
-            signatures=signatures,
+            signatures=self._signatures(art, trusted),
             attestations=attestations,
         )
+
+    def signatures(self, artifacts: Sequence[ArtifactView]) -> list[list[SignatureView]]:
+        """Each artifact's release signatures, checked against the keys this Shipyard trusts
+        (read once for them all: a page of search results)."""
+        trusted = self._keys().trusted_keys()
+        store = self.adapters.store
+        return [self._signatures(store.get_artifact(a.name, a.version), trusted) for a in artifacts]
+
+    def sbom(self, name: str, version: str) -> dict[str, Any]:
+        """The CycloneDX SBOM kept in the artifact's build-info by the publish stage."""
+        document = self.catalog.describe(name, version).artifact.build_info.get("sbom")
+        if not isinstance(document, dict):
+            raise NotFound(
+                f"{name}:{version} has no SBOM in its build-info.",
+                hint="The analyze stage writes one when `sbom` is in `analyze.checks`.",
+            )
+        return document
+
+    def history(self, name: str, version: str, limit: int = 100) -> list[EventView]:
+        """What happened to ``name:version``, newest first: published, signed, promoted..."""
+        self.catalog.describe(name, version)  # NotFound, with its hint, for an unknown one
+        subject = f"{name}:{version}"
+        events = self.adapters.store.events(subject, limit)
+        return [EventView.of(event) for event in events if event.subject == subject]
 
     def promote(
         self,
@@ -201,6 +263,21 @@ class Artifacts:
             ],
             signed_by=result.signed_by,
         )
+
+    def _signatures(
+        self, art: Artifact, trusted: Mapping[str, Ed25519PublicKey]
+    ) -> list[SignatureView]:
+        from shipyard.artifacts.signing import statement, verifies
+
+        signed = statement(art.name, art.version, art.digest)
+        return [
+            SignatureView(
+                key_id=record.key_id,
+                verified=record.key_id in trusted
+                and verifies(record, trusted[record.key_id], signed),
+            )
+            for record in self.catalog.signatures(art)
+        ]
 
     def _keys(self, key: Path | None = None) -> KeyFile:
         from shipyard.artifacts.signing import KeyFile
