@@ -15,10 +15,9 @@ from fastapi.testclient import TestClient
 
 from shipyard.artifacts.catalog import Catalog
 from shipyard.domain import TokenRole
+from shipyard.server.dashboard.pages.artifacts import human_size
 from shipyard.services import Services
 from shipyard.store.models import Artifact
-
-from shipyard.server.dashboard.pages.artifacts import human_size
 
 from ..services.conftest import PASSING, published
 from .test_dashboard_session import sign_in
@@ -270,7 +269,9 @@ def test_a_refused_promotion_lists_what_the_policy_refuses(
     assert refused.status_code == 409
     alert = refused.text.split('id="promote-error"')[1].split("</div>")[0]
     assert "refuses" in alert and "test failed" in alert
-    checks = re.findall(r'<tr><th scope="row">(\w+)</th><td>(\w+)</td><td class="([^"]*)">', refused.text)
+    checks = re.findall(
+        r'<tr><th scope="row">(\w+)</th><td>(\w+)</td><td class="([^"]*)">', refused.text
+    )
     assert ("test", "failed", "error") in checks and ("qa", "passed", "") in checks
     assert services.artifacts.show("iris", artifact.version).repositories == ["dev"]
 

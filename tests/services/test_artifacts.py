@@ -151,7 +151,9 @@ def test_signatures_of_a_page_of_results_say_which_verify(
     published(adapters, tmp_path / "2", RELEASABLE)
     promoted = found.artifacts.promote("iris", signed.version)
     listed = found.artifacts.search("iris")
-    assert [[(s.key_id, s.verified) for s in one] for one in found.artifacts.signatures(listed)] == [
+    assert [
+        [(s.key_id, s.verified) for s in one] for one in found.artifacts.signatures(listed)
+    ] == [
         [],
         [(promoted.signed_by, True)],
     ]

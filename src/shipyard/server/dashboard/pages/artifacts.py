@@ -94,11 +94,11 @@ async def artifacts(
     found: Found,
     name: Annotated[str, Query(max_length=200)] = "",
     version: Annotated[str, Query(max_length=200)] = "",
-    prop: Annotated[list[str], Query(alias="property", max_length=500)] = [],  # noqa: B006
+    prop: Annotated[list[str] | None, Query(alias="property", max_length=500)] = None,
     repository: Annotated[str, Query(max_length=100)] = "",
     number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
-    filters = Filters(name, version, ",".join(prop), repository)
+    filters = Filters(name, version, ",".join(prop or []), repository)
     context: dict[str, Any] = {
         "filters": filters,
         "pages": {},
@@ -132,7 +132,9 @@ class Detail:
 def detail(found: Services, name: str, version: str) -> Detail:
     shown = found.artifacts.show(name, version)
     document = shown.build_info.get("sbom")
-    promotable = DEV_REPOSITORY in shown.repositories and RELEASE_REPOSITORY not in shown.repositories
+    promotable = (
+        DEV_REPOSITORY in shown.repositories and RELEASE_REPOSITORY not in shown.repositories
+    )
     return Detail(
         artifact=shown,
         sbom=SbomSummary.of(document) if isinstance(document, dict) else None,
@@ -172,7 +174,7 @@ def _download(document: dict[str, Any], filename: str) -> Response:
     body = json.dumps(document, indent=2, sort_keys=True) + "\n"
     headers = {
         **SECURITY_HEADERS,
-        "content-disposition": f"attachment; filename=\"{quote(filename, safe='')}\"",
+        "content-disposition": f'attachment; filename="{quote(filename, safe="")}"',
     }
     return Response(body, media_type="application/json", headers=headers)
 
