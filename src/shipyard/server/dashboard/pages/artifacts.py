@@ -19,7 +19,14 @@ from shipyard.server.dashboard.render import SECURITY_HEADERS, page
 from shipyard.server.dashboard.session import Browser
 from shipyard.server.deps import services
 from shipyard.services import Services
-from shipyard.services.artifacts import ArtifactView, PromotionView, SbomSummary, SignatureView
+from shipyard.services.artifacts import (
+    ArtifactDetail,
+    ArtifactView,
+    PromotionView,
+    SbomSummary,
+    SignatureView,
+)
+from shipyard.services.audit import EventView
 
 __all__ = ["router"]
 
@@ -31,7 +38,7 @@ REPOSITORIES = (DEV_REPOSITORY, RELEASE_REPOSITORY)
 
 @dataclass(frozen=True)
 class Filters:
-    """The search form, as typed; ``parsed`` turns it into the service's arguments."""
+    """The search form, as typed (so it can be shown again with an error beside it)."""
 
     name: str = ""
     version: str = ""
@@ -65,12 +72,14 @@ class Listing:
 
 def human_size(size: int) -> str:
     """1234567 -> '1.2 MB' (powers of 1000, as file managers show sizes)."""
-    amount = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if amount < 1000 or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1000
-    raise AssertionError("unreachable")
+    if size < 1000:
+        return f"{size} B"
+    amount, unit = size / 1000, "kB"
+    for bigger in ("MB", "GB"):
+        if amount < 1000:
+            break
+        amount, unit = amount / 1000, bigger
+    return f"{amount:.1f} {unit}"
 
 
 def listing(found: Services, filters: Filters, number: int) -> Listing:
@@ -123,9 +132,9 @@ def _page_url(request: Request, number: int) -> str:
 
 @dataclass(frozen=True)
 class Detail:
-    artifact: Any  # ArtifactDetail
+    artifact: ArtifactDetail
     sbom: SbomSummary | None
-    history: list[Any]  # EventView
+    history: list[EventView]
     policy: PromotionView | None  # what promoting into `release` would do, while it may
 
 
