@@ -144,19 +144,21 @@ def test_the_sbom_comes_from_the_build_info_and_its_absence_is_not_found(
     assert missing.value.hint and "analyze.checks" in missing.value.hint
 
 
-def test_signatures_of_a_page_of_results_say_which_verify(
+def test_a_page_of_results_says_how_many_matched_and_which_signatures_verify(
     adapters: Adapters, found: Services, tmp_path: Path
 ) -> None:
     signed = published(adapters, tmp_path / "1", RELEASABLE)
-    published(adapters, tmp_path / "2", RELEASABLE)
+    for n in range(2, 5):
+        published(adapters, tmp_path / str(n), RELEASABLE)
     promoted = found.artifacts.promote("iris", signed.version)
-    listed = found.artifacts.search("iris")
-    assert [
-        [(s.key_id, s.verified) for s in one] for one in found.artifacts.signatures(listed)
-    ] == [
-        [],
-        [(promoted.signed_by, True)],
-    ]
+    first = found.artifacts.page("iris", limit=3)
+    assert first.matched == 4
+    assert [a.version for a in first.artifacts] == ["4-ab12cd3", "3-ab12cd3", "2-ab12cd3"]
+    assert all(a.signatures == [] for a in first.artifacts)
+    [last] = found.artifacts.page("iris", offset=3, limit=3).artifacts
+    assert last.version == signed.version
+    assert [(s.key_id, s.verified) for s in last.signatures] == [(promoted.signed_by, True)]
+    assert found.artifacts.page(version=">=3").matched == 2
 
 
 def test_an_artifact_s_history_is_its_own_events_newest_first(

@@ -7,7 +7,7 @@ here is who may ask: an override is an admin's call.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +23,11 @@ from shipyard.store.models import Artifact
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from shipyard.artifacts.signing import KeyFile
+    from shipyard.artifacts.signing import KeyFile, SignatureRecord
 
 __all__ = [
     "ArtifactDetail",
+    "ArtifactPage",
     "ArtifactView",
     "Artifacts",
     "AttestationView",
@@ -35,6 +36,7 @@ __all__ = [
     "PromotionView",
     "SbomSummary",
     "SignatureView",
+    "SignedArtifactView",
 ]
 
 UNKNOWN_LICENCE = "unknown"  # a component whose SBOM entry names no licence
@@ -78,6 +80,15 @@ class AttestationView(View):
     subject: str
     key_id: str
     verified: bool
+
+
+class SignedArtifactView(ArtifactView):
+    signatures: list[SignatureView]
+
+
+class ArtifactPage(View):
+    matched: int  # how many artifacts match the filters, on every page
+    artifacts: list[SignedArtifactView]
 
 
 class ArtifactDetail(ArtifactView):
@@ -158,16 +169,51 @@ class Artifacts:
     ) -> list[ArtifactView]:
         """Live artifacts matching every filter given, newest first. ``version`` is a version
         or a run-number range such as ``>=3,<7``; ``sha`` a git commit prefix."""
+        found = self._search(name, repository, version, properties, sha)
+        return [ArtifactView.of(item) for item in found]
+
+    def page(
+        self,
+        name: str | None = None,
+        repository: str | None = None,
+        version: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ArtifactPage:
+        """One page of ``search``'s results, each with its release signatures checked against
+        the keys this Shipyard trusts (read once for the page), and how many matched."""
+        found = self._search(name, repository, version, properties)
+        window = found[offset : offset + limit]
+        trusted = self._keys().trusted_keys()
+        records = self.catalog.signatures_of([item.artifact for item in window])
+        shown = [
+            SignedArtifactView(
+                **ArtifactView.of(item).model_dump(),
+                signatures=_checked(item.artifact, records[item.artifact.id], trusted),
+            )
+            for item in window
+        ]
+        return ArtifactPage(matched=len(found), artifacts=shown)
+
+    def _search(
+        self,
+        name: str | None,
+        repository: str | None,
+        version: str | None,
+        properties: Mapping[str, str] | None,
+        sha: str | None = None,
+    ) -> list[Listed]:
         from shipyard.artifacts.search import parse_sha, parse_versions
 
-        found = self.catalog.search(
+        return self.catalog.search(
             name=name,
             versions=parse_versions(version) if version is not None else None,
             sha=parse_sha(sha) if sha is not None else None,
             properties=properties or {},
             repository=repository,
         )
-        return [ArtifactView.of(item) for item in found]
 
     def show(self, name: str, version: str) -> ArtifactDetail:
         """Build-info, properties, repositories, and each signature checked against the keys
@@ -187,16 +233,9 @@ class Artifacts:
         ]
         return ArtifactDetail(
             **ArtifactView.of(item).model_dump(),
-            signatures=self._signatures(art, trusted),
+            signatures=_checked(art, self.catalog.signatures(art), trusted),
             attestations=attestations,
         )
-
-    def signatures(self, artifacts: Sequence[ArtifactView]) -> list[list[SignatureView]]:
-        """Each artifact's release signatures, checked against the keys this Shipyard trusts
-        (read once for them all: a page of search results)."""
-        trusted = self._keys().trusted_keys()
-        store = self.adapters.store
-        return [self._signatures(store.get_artifact(a.name, a.version), trusted) for a in artifacts]
 
     def sbom(self, name: str, version: str) -> dict[str, Any]:
         """The CycloneDX SBOM kept in the artifact's build-info by the publish stage."""
@@ -264,22 +303,23 @@ class Artifacts:
             signed_by=result.signed_by,
         )
 
-    def _signatures(
-        self, art: Artifact, trusted: Mapping[str, Ed25519PublicKey]
-    ) -> list[SignatureView]:
-        from shipyard.artifacts.signing import statement, verifies
-
-        signed = statement(art.name, art.version, art.digest)
-        return [
-            SignatureView(
-                key_id=record.key_id,
-                verified=record.key_id in trusted
-                and verifies(record, trusted[record.key_id], signed),
-            )
-            for record in self.catalog.signatures(art)
-        ]
-
     def _keys(self, key: Path | None = None) -> KeyFile:
         from shipyard.artifacts.signing import KeyFile
 
         return KeyFile.resolve(self.adapters.state.signing_key, key)
+
+
+def _checked(
+    art: Artifact, records: list[SignatureRecord], trusted: Mapping[str, Ed25519PublicKey]
+) -> list[SignatureView]:
+    """Each release signature, and whether it verifies with a key this Shipyard trusts."""
+    from shipyard.artifacts.signing import statement, verifies
+
+    signed = statement(art.name, art.version, art.digest)
+    return [
+        SignatureView(
+            key_id=record.key_id,
+            verified=record.key_id in trusted and verifies(record, trusted[record.key_id], signed),
+        )
+        for record in records
+    ]

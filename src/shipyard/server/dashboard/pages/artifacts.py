@@ -19,13 +19,7 @@ from shipyard.server.dashboard.render import SECURITY_HEADERS, page
 from shipyard.server.dashboard.session import Browser
 from shipyard.server.deps import services
 from shipyard.services import Services
-from shipyard.services.artifacts import (
-    ArtifactDetail,
-    ArtifactView,
-    PromotionView,
-    SbomSummary,
-    SignatureView,
-)
+from shipyard.services.artifacts import ArtifactDetail, ArtifactPage, PromotionView, SbomSummary
 from shipyard.services.audit import EventView
 
 __all__ = ["router"]
@@ -53,19 +47,8 @@ class Filters:
 
 
 @dataclass(frozen=True)
-class Row:
-    artifact: ArtifactView
-    signatures: list[SignatureView]
-
-    @property
-    def size(self) -> str:
-        return human_size(self.artifact.size)
-
-
-@dataclass(frozen=True)
 class Listing:
-    rows: list[Row]
-    matched: int
+    found: ArtifactPage
     page: int
     pages: int
 
@@ -83,17 +66,22 @@ def human_size(size: int) -> str:
 
 
 def listing(found: Services, filters: Filters, number: int) -> Listing:
-    views = found.artifacts.search(
-        filters.name.strip() or None,
-        filters.repository or None,
-        filters.version if filters.version.strip() else None,
-        filters.properties(),
-    )
-    pages = max(1, -(-len(views) // PER_PAGE))
-    number = min(number, pages)
-    shown = views[(number - 1) * PER_PAGE : number * PER_PAGE]
-    rows = [Row(v, s) for v, s in zip(shown, found.artifacts.signatures(shown), strict=True)]
-    return Listing(rows, len(views), number, pages)
+    def search(number: int) -> ArtifactPage:
+        return found.artifacts.page(
+            filters.name.strip() or None,
+            filters.repository or None,
+            filters.version if filters.version.strip() else None,
+            filters.properties(),
+            offset=(number - 1) * PER_PAGE,
+            limit=PER_PAGE,
+        )
+
+    shown = search(number)
+    pages = max(1, -(-shown.matched // PER_PAGE))
+    if number > pages:  # past the end (the list shrank): show the last page
+        number = pages
+        shown = search(number)
+    return Listing(shown, number, pages)
 
 
 @router.get("/artifacts", response_class=HTMLResponse)
@@ -111,6 +99,7 @@ async def artifacts(
     context: dict[str, Any] = {
         "filters": filters,
         "pages": {},
+        "human_size": human_size,
         "repositories": REPOSITORIES,
         "active": "artifacts",
         "error": None,
@@ -118,7 +107,7 @@ async def artifacts(
     try:
         context["listing"] = await run_in_threadpool(listing, found, filters, number)
     except InvalidInput as exc:  # a bad filter: say what to fix beside the form
-        context |= {"listing": Listing([], 0, 1, 1), "error": exc}
+        context |= {"listing": Listing(ArtifactPage(matched=0, artifacts=[]), 1, 1), "error": exc}
         return page(request, "artifacts.html", session, context, status_code=exc.status_code)
     shown = context["listing"].page
     context["pages"] = {n: _page_url(request, n) for n in (shown - 1, shown + 1)}
