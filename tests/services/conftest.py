@@ -55,10 +55,15 @@ def rollout_in(adapters: Adapters, status: str = records.RUNNING, **fields: Any)
     return adapters.store.save_rollout(row, "started")
 
 
-def published(adapters: Adapters, tmp_path: Path, statuses: dict[str, str]) -> Artifact:
+def published(
+    adapters: Adapters,
+    tmp_path: Path,
+    statuses: dict[str, str],
+    build_info: dict[str, Any] | None = None,
+) -> Artifact:
     """An artifact of a real run of iris whose stages ended with ``statuses``, published into
     `dev` as the pipeline does: the build and each attested result signed with the state
-    directory's key."""
+    directory's key. ``build_info`` adds to what the build records (an ``sbom``, say)."""
     store = adapters.store
     store.ensure_project("iris", "/repos/iris")
     run = store.create_run("iris", "ab12cd34" * 5, "main")
@@ -72,6 +77,7 @@ def published(adapters: Adapters, tmp_path: Path, statuses: dict[str, str]) -> A
     lock = tmp_path / "src" / "requirements.lock"
     lock.write_text("scikit-learn==1.5.0\n")
     info = {"name": "iris", "version": f"{run.number}-ab12cd3", "run": run.number}
+    info |= build_info or {}
     packed = pack(tmp_path / "out", model_dir=model, code_dir=code, lock_file=lock, build_info=info)
     results = {
         stage: stage_properties(stage, status, {})

@@ -7,7 +7,7 @@ each change's audit event in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,10 +118,16 @@ class Catalog:
         self.rows.put_signature(artifact, _signature_row(artifact.id, record))
 
     def signatures(self, artifact: Artifact) -> list[SignatureRecord]:
-        return [
-            SignatureRecord(r.algorithm, r.key_id, r.public_key, r.value)
-            for r in self.rows.signatures(artifact.id)
-        ]
+        return self.signatures_of([artifact])[artifact.id]
+
+    def signatures_of(self, artifacts: Sequence[Artifact]) -> dict[int, list[SignatureRecord]]:
+        """Each artifact's signatures by its id, read at once (a page of search results)."""
+        found: dict[int, list[SignatureRecord]] = {a.id: [] for a in artifacts}
+        for r in self.rows.signatures([a.id for a in artifacts]):
+            found[r.artifact_id].append(
+                SignatureRecord(r.algorithm, r.key_id, r.public_key, r.value)
+            )
+        return found
 
     # -- attestations --------------------------------------------------------------------------
 

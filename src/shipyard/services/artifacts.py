@@ -6,6 +6,7 @@ here is who may ask: an override is an admin's call.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -14,21 +15,31 @@ from typing import TYPE_CHECKING, Any
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog, Listed
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, TokenRole
-from shipyard.errors import Forbidden
+from shipyard.errors import Forbidden, NotFound
+from shipyard.services.audit import EventView
 from shipyard.services.views import View
+from shipyard.store.models import Artifact
 
 if TYPE_CHECKING:
-    from shipyard.artifacts.signing import KeyFile
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from shipyard.artifacts.signing import KeyFile, SignatureRecord
 
 __all__ = [
     "ArtifactDetail",
+    "ArtifactPage",
     "ArtifactView",
     "Artifacts",
     "AttestationView",
+    "LicenceCount",
     "PolicyCheckView",
     "PromotionView",
+    "SbomSummary",
     "SignatureView",
+    "SignedArtifactView",
 ]
+
+UNKNOWN_LICENCE = "unknown"  # a component whose SBOM entry names no licence
 
 
 class ArtifactView(View):
@@ -71,6 +82,15 @@ class AttestationView(View):
     verified: bool
 
 
+class SignedArtifactView(ArtifactView):
+    signatures: list[SignatureView]
+
+
+class ArtifactPage(View):
+    matched: int  # how many artifacts match the filters, on every page
+    artifacts: list[SignedArtifactView]
+
+
 class ArtifactDetail(ArtifactView):
     signatures: list[SignatureView]
     attestations: list[AttestationView]
@@ -94,6 +114,45 @@ class PromotionView(ArtifactView):
     signed_by: str | None  # the key that signed it now, if it did
 
 
+class LicenceCount(View):
+    licence: str  # an SPDX id or expression, the licence's name, or "unknown"
+    components: int
+
+
+class SbomSummary(View):
+    """A CycloneDX SBOM in a few numbers: its components and their licences."""
+
+    spec_version: str
+    components: int
+    licences: list[LicenceCount]  # most common first
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> SbomSummary:
+        components = [c for c in document.get("components") or [] if isinstance(c, dict)]
+        counts = Counter(_licence(component) for component in components)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0].lower()))
+        return cls(
+            spec_version=str(document.get("specVersion", "")),
+            components=len(components),
+            licences=[LicenceCount(licence=name, components=n) for name, n in ranked],
+        )
+
+
+def _licence(component: Mapping[str, Any]) -> str:
+    """A component's licences as CycloneDX lists them: an SPDX expression, or licences by id
+    or name (several joined by AND: each applies)."""
+    names = []
+    for entry in component.get("licenses") or []:
+        if not isinstance(entry, dict):
+            continue
+        found = entry.get("license")
+        if entry.get("expression"):
+            names.append(str(entry["expression"]))
+        elif isinstance(found, dict) and (found.get("id") or found.get("name")):
+            names.append(str(found.get("id") or found.get("name")))
+    return " AND ".join(dict.fromkeys(names)) or UNKNOWN_LICENCE
+
+
 class Artifacts:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
@@ -110,35 +169,60 @@ class Artifacts:
     ) -> list[ArtifactView]:
         """Live artifacts matching every filter given, newest first. ``version`` is a version
         or a run-number range such as ``>=3,<7``; ``sha`` a git commit prefix."""
+        found = self._search(name, repository, version, properties, sha)
+        return [ArtifactView.of(item) for item in found]
+
+    def page(
+        self,
+        name: str | None = None,
+        repository: str | None = None,
+        version: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ArtifactPage:
+        """One page of ``search``'s results, each with its release signatures checked against
+        the keys this Shipyard trusts (read once for the page), and how many matched."""
+        found = self._search(name, repository, version, properties)
+        window = found[offset : offset + limit]
+        trusted = self._keys().trusted_keys()
+        records = self.catalog.signatures_of([item.artifact for item in window])
+        shown = [
+            SignedArtifactView(
+                **ArtifactView.of(item).model_dump(),
+                signatures=_checked(item.artifact, records[item.artifact.id], trusted),
+            )
+            for item in window
+        ]
+        return ArtifactPage(matched=len(found), artifacts=shown)
+
+    def _search(
+        self,
+        name: str | None,
+        repository: str | None,
+        version: str | None,
+        properties: Mapping[str, str] | None,
+        sha: str | None = None,
+    ) -> list[Listed]:
         from shipyard.artifacts.search import parse_sha, parse_versions
 
-        found = self.catalog.search(
+        return self.catalog.search(
             name=name,
             versions=parse_versions(version) if version is not None else None,
             sha=parse_sha(sha) if sha is not None else None,
             properties=properties or {},
             repository=repository,
         )
-        return [ArtifactView.of(item) for item in found]
 
     def show(self, name: str, version: str) -> ArtifactDetail:
         """Build-info, properties, repositories, and each signature checked against the keys
         this Shipyard trusts."""
         from shipyard.artifacts.attestations import verified
-        from shipyard.artifacts.signing import statement, verifies
 
         item = self.catalog.describe(name, version)
         art = item.artifact
         trusted = self._keys().trusted_keys()
-        signed = statement(art.name, art.version, art.digest)
-        signatures = [
-            SignatureView(
-                key_id=record.key_id,
-                verified=record.key_id in trusted
-                and verifies(record, trusted[record.key_id], signed),
-            )
-            for record in self.catalog.signatures(art)
-        ]
         attestations = [
             AttestationView(
                 subject=attestation.subject,
@@ -149,9 +233,26 @@ class Artifacts:
         ]
         return ArtifactDetail(
             **ArtifactView.of(item).model_dump(),
-            signatures=signatures,
+            signatures=_checked(art, self.catalog.signatures(art), trusted),
             attestations=attestations,
         )
+
+    def sbom(self, name: str, version: str) -> dict[str, Any]:
+        """The CycloneDX SBOM kept in the artifact's build-info by the publish stage."""
+        document = self.catalog.describe(name, version).artifact.build_info.get("sbom")
+        if not isinstance(document, dict):
+            raise NotFound(
+                f"{name}:{version} has no SBOM in its build-info.",
+                hint="The analyze stage writes one when `sbom` is in `analyze.checks`.",
+            )
+        return document
+
+    def history(self, name: str, version: str, limit: int = 100) -> list[EventView]:
+        """What happened to ``name:version``, newest first: published, signed, promoted..."""
+        self.catalog.describe(name, version)  # NotFound, with its hint, for an unknown one
+        subject = f"{name}:{version}"
+        events = self.adapters.store.events(subject, limit)
+        return [EventView.of(event) for event in events if event.subject == subject]
 
     def promote(
         self,
@@ -206,3 +307,19 @@ class Artifacts:
         from shipyard.artifacts.signing import KeyFile
 
         return KeyFile.resolve(self.adapters.state.signing_key, key)
+
+
+def _checked(
+    art: Artifact, records: list[SignatureRecord], trusted: Mapping[str, Ed25519PublicKey]
+) -> list[SignatureView]:
+    """Each release signature, and whether it verifies with a key this Shipyard trusts."""
+    from shipyard.artifacts.signing import statement, verifies
+
+    signed = statement(art.name, art.version, art.digest)
+    return [
+        SignatureView(
+            key_id=record.key_id,
+            verified=record.key_id in trusted and verifies(record, trusted[record.key_id], signed),
+        )
+        for record in records
+    ]

@@ -7,7 +7,7 @@ its audit event in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, delete, exists, select
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["RUNNING_STATES", "CatalogRows", "Found"]
 
 RUNNING_STATES = ("starting", "ready")
+BATCH = 500  # ids per IN (...) query: well under SQLite's limit on bound parameters
 
 # An artifact as search returns it: the row, its repositories, its properties.
 Found = tuple[Artifact, list[str], dict[str, str]]
@@ -128,10 +129,15 @@ class CatalogRows:
             row.value, row.actor = signature.value, signature.actor
             self.store.record(s, "artifact.signed", _ref(artifact), key=signature.key_id)
 
-    def signatures(self, artifact_id: int) -> list[Signature]:
+    def signatures(self, artifact_ids: Sequence[int]) -> list[Signature]:
+        """The release signatures of the artifacts, oldest first (one query per batch)."""
+        found: list[Signature] = []
         with self.store.session() as s:
-            query = select(Signature).where(Signature.artifact_id == artifact_id)
-            return list(s.scalars(query.order_by(Signature.id)))
+            for start in range(0, len(artifact_ids), BATCH):
+                ids = artifact_ids[start : start + BATCH]
+                query = select(Signature).where(Signature.artifact_id.in_(ids))
+                found += s.scalars(query.order_by(Signature.id))
+        return found
 
     def put_attestation(self, artifact: Artifact, attestation: Attestation) -> None:
         """Store ``attestation``; the same subject signed again by the same key replaces it."""
@@ -240,7 +246,7 @@ class CatalogRows:
             query = query.where(_has_property("git.sha", sha, prefix=True))
         query = query.order_by(Artifact.created_at.desc(), Artifact.id.desc())
         with self.store.session() as s:
-            return [_found(s, artifact) for artifact in s.scalars(query) if keep(artifact)]
+            return _found_all(s, [artifact for artifact in s.scalars(query) if keep(artifact)])
 
     def found(self, artifact: Artifact) -> Found:
         with self.store.session() as s:
@@ -339,6 +345,24 @@ def _found(s: Session, artifact: Artifact) -> Found:
     repos = s.scalars(select(ArtifactRef.repository).where(ArtifactRef.artifact_id == artifact.id))
     props = {p.key: p.value for p in s.scalars(_properties_of(artifact.id))}
     return artifact, sorted(repos), props
+
+
+def _found_all(s: Session, artifacts: list[Artifact]) -> list[Found]:
+    """``_found`` for many at once: two queries per batch rather than two per artifact."""
+    repos: dict[int, list[str]] = {a.id: [] for a in artifacts}
+    props: dict[int, dict[str, str]] = {a.id: {} for a in artifacts}
+    for start in range(0, len(artifacts), BATCH):
+        ids = [a.id for a in artifacts[start : start + BATCH]]
+        for ref in s.execute(
+            select(ArtifactRef.artifact_id, ArtifactRef.repository).where(
+                ArtifactRef.artifact_id.in_(ids)
+            )
+        ):
+            repos[ref.artifact_id].append(ref.repository)
+        query = select(ArtifactProperty).where(ArtifactProperty.artifact_id.in_(ids))
+        for prop in s.scalars(query.order_by(ArtifactProperty.key)):
+            props[prop.artifact_id][prop.key] = prop.value
+    return [(a, sorted(repos[a.id]), props[a.id]) for a in artifacts]
 
 
 def _repository(s: Session, name: str) -> Repository:
