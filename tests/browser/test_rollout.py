@@ -1,27 +1,37 @@
-"""A canary that a real run rolled back, on its rollout page in Chromium: the failed judgement
-with its numbers, and the charts of canary against stable drawn."""
+"""The rollout page in Chromium: a canary that a real run rolled back shows the failed
+judgement with its numbers and the charts of canary against stable; a releaser steers a
+rollout from the page, and the page follows a change made elsewhere within a second."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from shipyard.domain import Status, TokenRole
+from shipyard.canary import judge_canary, records
+from shipyard.config.schema import AnalysisConfig, Threshold
+from shipyard.domain import RolloutAction, Status, TokenRole
 from shipyard.examples import example_path
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import free_port
 from shipyard.pipeline.engine import Pipeline
+from shipyard.runtime.interface import VersionStats
 from shipyard.services import Services
+from shipyard.store import acting_as
+from shipyard.store.models import Rollout
 from shipyard.wiring import open_adapters
 
 from .conftest import PHONE, Dashboard, serious_violations, start_dashboard
 
+LIVE_WITHIN_MS = 1000  # the issue's bound: a change shows within a second
 # A production-only fault that shows under the canary's probe traffic: staging, QA and the
 # warm-up prediction pass, then about a third of the canary's answers are errors.
 FAULT = """
@@ -144,3 +154,59 @@ def test_a_rolled_back_canary_shows_the_failed_judgement_and_its_charts(
         assert width <= PHONE["width"], f"the page is {width}px wide on a {PHONE['width']}px phone"
     finally:
         phone.close()
+
+
+def judged_window(step: int, canary_errors: int) -> dict[str, Any]:
+    """A verdict as the controller stores it, by the real judge on a known window."""
+    rng = np.random.default_rng(step)
+    stable = VersionStats(100, 0, rng.normal(10, 1, 100).tolist(), {"setosa": 50, "virginica": 50})
+    canary = VersionStats(
+        100, canary_errors, rng.normal(12, 1, 100).tolist(), {"setosa": 60, "virginica": 40}
+    )
+    verdict = judge_canary(stable, canary, AnalysisConfig(error_rate=Threshold(max=0.02)))
+    return {"step": step, "weight": 20, "at": time.time() - 10 + step, **verdict.to_dict()}
+
+
+def a_running_rollout(services: Services) -> None:
+    services.adapters.store.ensure_project("iris", "/repos/iris")
+    row = Rollout(
+        project="iris",
+        environment="production",
+        stable_version="1-aaaaaaa",
+        canary_version="2-bbbbbbb",
+        steps=[{"weight": 20, "pause": 60.0}, {"weight": 50, "pause": "manual"}],
+        status=records.RUNNING,
+        verdicts=[judged_window(0, 0), judged_window(1, 1)],
+    )
+    services.adapters.store.save_rollout(row, "started")
+
+
+def test_a_releaser_pauses_a_rollout_and_the_page_follows_a_resume_made_elsewhere(
+    page: Page, tmp_path: Path
+) -> None:
+    dashboard = start_dashboard(tmp_path / "state", a_running_rollout)
+    try:
+        number = newest_rollout(dashboard)
+        dashboard.sign_in(page, TokenRole.RELEASER, f"/rollouts/{number}")
+        facts, actions = page.locator(".rollout-facts .status"), page.locator(".rollout-actions")
+        expect(actions.get_by_role("button")).to_have_text(["Promote", "Pause", "Abort"])
+        actions.get_by_role("button", name="Pause").click()
+        expect(facts).to_have_text("paused")
+        expect(actions.get_by_role("button")).to_have_text(["Promote", "Resume", "Abort"])
+
+        services = dashboard.services()
+        try:
+            started = time.monotonic()
+            with acting_as("someone-else"):
+                services.rollouts.steer("iris", "production", RolloutAction.RESUME, number)
+            expect(facts).to_have_text("running", timeout=LIVE_WITHIN_MS)
+            followed = time.monotonic() - started
+        finally:
+            services.adapters.store.close()
+        assert followed < LIVE_WITHIN_MS / 1000
+        expect(actions.get_by_role("button")).to_have_text(["Promote", "Pause", "Abort"])
+        # The live update swapped the page in: its charts are drawn again.
+        expect(page.locator("#chart-error-rate canvas")).to_have_count(1)
+        assert serious_violations(page) == []
+    finally:
+        dashboard.stop()
