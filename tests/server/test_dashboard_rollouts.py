@@ -17,9 +17,11 @@ from shipyard.canary import judge_canary, records
 from shipyard.config.schema import AnalysisConfig, Threshold
 from shipyard.domain import TokenRole
 from shipyard.runtime.interface import VersionStats
+from shipyard.server.auth import Require
 from shipyard.services import Services
 from shipyard.store.models import Rollout
 
+from .test_auth import api_routes
 from .test_dashboard_session import sign_in
 
 ANALYSIS = AnalysisConfig(
@@ -250,3 +252,22 @@ def test_the_rollouts_list_shows_the_newest_first(
     text = api.get("/rollouts").text
     assert re.findall(r'<tr id="rollout-(\d+)">', text) == [str(second), str(first)]
     assert f'href="/rollouts/{first}"' in text
+
+
+def test_reading_needs_a_viewer_and_steering_a_releaser_each_declared_once(
+    api: TestClient,
+) -> None:
+    routes = api_routes(api.app.routes)  # type: ignore[attr-defined]
+    declared = {
+        (method, route.path): [
+            d.call.role for d in route.dependant.dependencies if isinstance(d.call, Require)
+        ]
+        for route in routes
+        if route.path.startswith("/rollouts")
+        for method in route.methods
+    }
+    assert declared == {
+        ("GET", "/rollouts"): [TokenRole.VIEWER],
+        ("GET", "/rollouts/{raw}"): [TokenRole.VIEWER],
+        ("POST", "/rollouts/{raw}/{action}"): [TokenRole.RELEASER],
+    }

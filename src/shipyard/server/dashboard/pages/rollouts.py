@@ -34,7 +34,9 @@ from shipyard.services.tokens import SessionView
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require(TokenRole.VIEWER))])
+# Each route declares its own least role: reading needs a viewer, steering a releaser.
+router = APIRouter(include_in_schema=False)
+VIEWER = [Depends(require(TokenRole.VIEWER))]
 Found = Annotated[Services, Depends(services)]
 RECENT = 50  # rollouts on the list
 Lines = dict[str, list[float | None]]  # a chart's lines: label -> one value per judgement
@@ -192,14 +194,14 @@ def render(
     return page(request, "rollout.html", session, context, status_code=status)
 
 
-@router.get("/rollouts", response_class=HTMLResponse)
+@router.get("/rollouts", response_class=HTMLResponse, dependencies=VIEWER)
 async def rollouts(request: Request, session: Browser, found: Found) -> HTMLResponse:
     recent = await run_in_threadpool(found.rollouts.recent, RECENT)
     context = {"rollouts": recent, "live": "", "active": "environments"}
     return page(request, "rollouts.html", session, context)
 
 
-@router.get("/rollouts/{raw}", response_class=HTMLResponse)
+@router.get("/rollouts/{raw}", response_class=HTMLResponse, dependencies=VIEWER)
 async def rollout(raw: str, request: Request, session: Browser, found: Found) -> HTMLResponse:
     shown = await run_in_threadpool(gather, found, rollout_id(raw))
     return render(request, session, shown)

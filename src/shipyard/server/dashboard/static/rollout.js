@@ -11,7 +11,15 @@
     if (label === "stable") colour = COLOURS[0];
     if (label === "canary") colour = COLOURS[1];
     return { label: label, stroke: colour, width: 2, dash: canary ? undefined : [6, 4],
-             points: { show: true, size: 5 } };
+             points: { show: true, size: 7 } };
+  }
+
+  // One judgement is one point: give it a few seconds either side (uPlot would pad it by
+  // years before asking for the range).
+  function timeRange(times) {
+    return function (u, min, max) {
+      return times.length === 1 ? [times[0] - 5, times[0] + 5] : [min, max];
+    };
   }
 
   function draw() {
@@ -31,6 +39,7 @@
       var options = {
         width: Math.max(260, target.clientWidth),
         height: 220,
+        scales: { x: { time: true, range: timeRange(data.times) } },
         series: [{}].concat(labels.map(series)),
         axes: [{}, { label: chart.unit, size: 56 }],
         legend: { live: false },
