@@ -208,5 +208,8 @@ def test_a_releaser_pauses_a_rollout_and_the_page_follows_a_resume_made_elsewher
         # The live update swapped the page in: its charts are drawn again.
         expect(page.locator("#chart-error-rate canvas")).to_have_count(1)
         assert serious_violations(page) == []
+        page.get_by_role("link", name="All recent rollouts").click()
+        expect(page.locator(f"#rollout-{number} .status")).to_have_text("running")
+        assert serious_violations(page) == []
     finally:
         dashboard.stop()
