@@ -237,3 +237,20 @@ def test_the_timeline_dates_each_step_by_the_events_that_moved_the_rollout(
     assert second.started_at is not None and second.ended_at is not None
     assert first.started_at <= second.started_at <= second.ended_at
     assert (third.started_at, third.ended_at) == (None, None)
+
+
+def test_a_later_rollout_of_the_same_version_does_not_move_an_earlier_ones_timeline(
+    adapters: Adapters, found: Services
+) -> None:
+    first = rollout_in(adapters)
+    adapters.store.rollouts.update(first.id, "step", lambda row: None, step=0)
+    adapters.store.rollouts.update(
+        first.id, "rolled-back", lambda row: setattr(row, "status", records.ROLLED_BACK)
+    )
+    ended = found.rollouts.timeline(first.id)[0].ended_at
+    again = rollout_in(adapters)  # the same canary version, tried again
+    adapters.store.rollouts.update(again.id, "step", lambda row: None, step=0)
+    adapters.store.rollouts.update(again.id, "step", lambda row: None, step=1)
+    first_step, second_step = found.rollouts.timeline(first.id)
+    assert (first_step.ended_at, first_step.status) == (ended, Status.ROLLED_BACK)
+    assert (second_step.started_at, second_step.status) == (None, Status.SKIPPED)

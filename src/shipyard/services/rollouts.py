@@ -185,8 +185,9 @@ class Rollouts:
         for event in store.rollouts.moves(row):
             if event.action == "rollout.step":
                 started.setdefault(int(event.detail["step"]), event.at)
-            else:
+            else:  # it ended; a later rollout of the same version writes after this
                 finished = event.at
+                break
         view = self._view(row)
         return [
             StepTimeView(
