@@ -257,3 +257,34 @@ def test_binned_psi_is_zero_for_equal_samples_and_grows_with_a_shift() -> None:
     assert binned_psi(sample, sample) == pytest.approx(0.0)
     assert binned_psi(sample, sample + 0.5) > 0.2
     assert binned_psi(sample, sample + 2.0) > binned_psi(sample, sample + 0.5)
+
+
+def test_a_verdict_keeps_what_each_side_showed_for_the_charts() -> None:
+    stable = stats(errors=2, mean_ms=10.0, predictions={"setosa": 50, "virginica": 50}, seed=1)
+    canary = stats(errors=40, mean_ms=30.0, predictions={"setosa": 150, "virginica": 50}, seed=2)
+    verdict = judge_canary(stable, canary, ANALYSIS)
+    assert verdict.stable is not None and verdict.canary is not None
+    assert (verdict.stable.requests, verdict.stable.error_rate) == (200, 0.01)
+    assert (verdict.canary.requests, verdict.canary.error_rate) == (200, 0.2)
+    assert verdict.stable.p95_ms == percentile(stable.latencies_ms, 95)
+    assert verdict.canary.p95_ms == percentile(canary.latencies_ms, 95)
+    assert verdict.stable.predictions == {"setosa": 0.5, "virginica": 0.5}
+    assert verdict.canary.predictions == {"setosa": 0.75, "virginica": 0.25}
+    stored = json.loads(json.dumps(verdict.to_dict(), allow_nan=False))
+    assert stored["canary"] == {
+        "requests": 200,
+        "error_rate": 0.2,
+        "p95_ms": verdict.canary.p95_ms,
+        "predictions": {"setosa": 0.75, "virginica": 0.25},
+    }
+
+
+def test_numeric_predictions_are_kept_as_quantiles_and_no_window_as_nothing() -> None:
+    verdict = judge_canary(regression(5.0, 1.0, 1), regression(6.0, 1.0, 2), ANALYSIS)
+    assert verdict.stable is not None and verdict.canary is not None
+    assert list(verdict.canary.predictions) == ["p10", "p50", "p90"]
+    assert 4.8 < verdict.stable.predictions["p50"] < 5.2
+    assert 5.8 < verdict.canary.predictions["p50"] < 6.2
+    empty = judge_canary(VersionStats(), VersionStats(), ANALYSIS)
+    assert empty.canary is not None
+    assert (empty.canary.requests, empty.canary.p95_ms, empty.canary.predictions) == (0, None, {})

@@ -3,14 +3,17 @@ asked, against a real store and the store's leases."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from shipyard.adapters import Adapters
 from shipyard.canary import records
-from shipyard.domain import RolloutAction
+from shipyard.domain import RolloutAction, Status
 from shipyard.errors import Conflict, NotFound
 from shipyard.services import Services
 from shipyard.store import acting_as
+from shipyard.store.models import Rollout
 
 from .conftest import STEPS, rollout_in
 
@@ -151,3 +154,103 @@ def test_an_unknown_rollout_is_not_found(adapters: Adapters, found: Services) ->
         found.rollouts.steer("iris", "production", RolloutAction.PAUSE, rollout_id=99)
     with pytest.raises(NotFound, match=r"There is no rollout in iris/staging\."):
         found.rollouts.get("iris", "staging")
+
+
+@pytest.mark.parametrize(
+    ("status", "allowed"),
+    [
+        (records.RUNNING, [RolloutAction.PROMOTE, RolloutAction.PAUSE, RolloutAction.ABORT]),
+        (records.WAITING, [RolloutAction.PROMOTE, RolloutAction.PAUSE, RolloutAction.ABORT]),
+        (records.PAUSED, [RolloutAction.PROMOTE, RolloutAction.RESUME, RolloutAction.ABORT]),
+        (records.PROMOTING, [RolloutAction.ABORT]),
+        (records.ABORTING, [RolloutAction.ABORT]),
+        (records.PASSED, []),
+        (records.ROLLED_BACK, []),
+    ],
+)
+def test_a_view_names_the_commands_its_status_allows(
+    adapters: Adapters, found: Services, status: str, allowed: list[RolloutAction]
+) -> None:
+    rollout = rollout_in(adapters, status)
+    assert found.rollouts.by_id(rollout.id).actions == allowed
+    for action in set(RolloutAction) - set(allowed) - {RolloutAction.RESUME}:
+        with pytest.raises(Conflict):
+            found.rollouts.steer("iris", "production", action)
+
+
+def test_a_rollout_is_found_by_its_id_alone_and_recent_ones_newest_first(
+    adapters: Adapters, found: Services
+) -> None:
+    older = rollout_in(adapters, records.ROLLED_BACK)
+    newer = rollout_in(adapters, environment="staging")
+    assert (found.rollouts.by_id(older.id).status, found.rollouts.by_id(newer.id).environment) == (
+        records.ROLLED_BACK,
+        "staging",
+    )
+    assert [view.id for view in found.rollouts.recent()] == [newer.id, older.id]
+    assert [view.id for view in found.rollouts.recent(1)] == [newer.id]
+    with pytest.raises(NotFound, match=r"There is no rollout 99\.") as missing:
+        found.rollouts.by_id(99)
+    assert missing.value.hint is not None and "rollouts page" in missing.value.hint
+
+
+def test_the_numbers_each_side_showed_are_read_with_each_verdict(
+    adapters: Adapters, found: Services
+) -> None:
+    side = {"requests": 40, "error_rate": 0.25, "p95_ms": 12.5, "predictions": {"setosa": 1.0}}
+    verdict = {"step": 0, "outcome": "fail", "canary_requests": 40, "stable_requests": 160}
+    rollout = rollout_in(
+        adapters, verdicts=[{**verdict, "checks": []}, {**verdict, "checks": [], "canary": side}]
+    )
+    old, new = found.rollouts.by_id(rollout.id).verdicts
+    assert old.canary is None and "canary" not in old.model_dump()
+    assert new.canary is not None and new.canary.model_dump() == side
+
+
+def test_the_timeline_dates_each_step_by_the_events_that_moved_the_rollout(
+    adapters: Adapters, found: Services
+) -> None:
+    rollout = rollout_in(adapters, steps=[*STEPS, {"weight": 80, "pause": 60.0}])
+    timeline = found.rollouts.timeline(rollout.id)
+    assert [step.status for step in timeline] == [Status.RUNNING, Status.QUEUED, Status.QUEUED]
+
+    def move_to(step: int) -> Callable[[Rollout], None]:
+        return lambda row: setattr(row, "step_index", step)
+
+    adapters.store.rollouts.update(rollout.id, "step", move_to(0), step=0)
+    adapters.store.rollouts.update(rollout.id, "step", move_to(1), step=1)
+    adapters.store.rollouts.update(
+        rollout.id, "rolled-back", lambda row: setattr(row, "status", records.ROLLED_BACK)
+    )
+    first, second, third = found.rollouts.timeline(rollout.id)
+    assert [(s.index, s.weight, s.pause) for s in (first, second, third)] == [
+        (0, 20, 60.0),
+        (1, 50, "manual"),
+        (2, 80, 60.0),
+    ]
+    assert [s.status for s in (first, second, third)] == [
+        Status.PASSED,
+        Status.ROLLED_BACK,
+        Status.SKIPPED,
+    ]
+    assert first.started_at is not None and first.ended_at == second.started_at
+    assert second.started_at is not None and second.ended_at is not None
+    assert first.started_at <= second.started_at <= second.ended_at
+    assert (third.started_at, third.ended_at) == (None, None)
+
+
+def test_a_later_rollout_of_the_same_version_does_not_move_an_earlier_ones_timeline(
+    adapters: Adapters, found: Services
+) -> None:
+    first = rollout_in(adapters)
+    adapters.store.rollouts.update(first.id, "step", lambda row: None, step=0)
+    adapters.store.rollouts.update(
+        first.id, "rolled-back", lambda row: setattr(row, "status", records.ROLLED_BACK)
+    )
+    ended = found.rollouts.timeline(first.id)[0].ended_at
+    again = rollout_in(adapters)  # the same canary version, tried again
+    adapters.store.rollouts.update(again.id, "step", lambda row: None, step=0)
+    adapters.store.rollouts.update(again.id, "step", lambda row: None, step=1)
+    first_step, second_step = found.rollouts.timeline(first.id)
+    assert (first_step.ended_at, first_step.status) == (ended, Status.ROLLED_BACK)
+    assert (second_step.started_at, second_step.status) == (None, Status.SKIPPED)

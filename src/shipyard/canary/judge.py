@@ -21,13 +21,16 @@ requests must not roll back a good model, and a small sample must never pass a b
 
 Fewer canary requests than ``analysis.min_requests`` makes every check, and so the verdict,
 inconclusive: the rollout extends the step rather than pass on no data.
+
+A verdict also keeps what each side showed (:class:`Observed`: error rate, p95, the shape of
+its predictions) so that a rollout's judgements can be drawn over time, canary against stable.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -39,11 +42,13 @@ from shipyard.runtime.interface import VersionStats
 
 __all__ = [
     "Check",
+    "Observed",
     "Outcome",
     "Verdict",
     "binned_psi",
     "judge_canary",
     "numeric_predictions",
+    "observe",
     "percentile",
     "population_stability_index",
 ]
@@ -57,6 +62,7 @@ DEFAULT_PSI_MAX = 0.2
 DEFAULT_KS_MAX = 0.2
 NUMERIC_BINS = 10
 MAX_CLASSES = 20  # more distinct integer predictions than this are numbers, not classes
+QUANTILES = (10, 50, 90)  # how numeric predictions are summarised for the charts
 
 
 @dataclass(frozen=True)
@@ -78,18 +84,40 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Observed:
+    """What one version showed in the judged window, as numbers a chart can draw."""
+
+    requests: int
+    error_rate: float
+    p95_ms: float | None  # None without latencies
+    # Each class's share of the predictions, or p10/p50/p90 of numeric ones ({} for none).
+    predictions: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
     checks: tuple[Check, ...]
     stable_requests: int
     canary_requests: int
+    stable: Observed | None = None
+    canary: Observed | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        observed = {
+            side: value.to_dict()
+            for side, value in (("stable", self.stable), ("canary", self.canary))
+            if value is not None
+        }
         return {
             "outcome": self.outcome,
             "stable_requests": self.stable_requests,
             "canary_requests": self.canary_requests,
             "checks": [check.to_dict() for check in self.checks],
+            **observed,
         }
 
     def summary(self) -> str:
@@ -130,12 +158,41 @@ def judge_canary(stable: VersionStats, canary: VersionStats, analysis: AnalysisC
     too_few = canary.requests < analysis.min_requests
     if too_few:
         checks = tuple(_inconclusive(c, canary.requests, analysis.min_requests) for c in checks)
+    stable_seen, canary_seen = observe(stable, canary)
     return Verdict(
         outcome=_overall(checks, too_few),
         checks=checks,
         stable_requests=stable.requests,
         canary_requests=canary.requests,
+        stable=stable_seen,
+        canary=canary_seen,
     )
+
+
+def observe(stable: VersionStats, canary: VersionStats) -> tuple[Observed, Observed]:
+    """Both sides summarised alike: class shares for a classifier, else quantiles of both."""
+    numbers = numeric_predictions(stable.predictions, canary.predictions)
+    if numbers is None:
+        shapes = (_class_shares(stable.predictions), _class_shares(canary.predictions))
+    else:
+        shapes = (_quantiles(numbers[0]), _quantiles(numbers[1]))
+    return _observed(stable, shapes[0]), _observed(canary, shapes[1])
+
+
+def _observed(version: VersionStats, predictions: dict[str, float]) -> Observed:
+    p95 = percentile(version.latencies_ms, 95) if version.latencies_ms else None
+    return Observed(version.requests, version.error_rate, p95, predictions)
+
+
+def _class_shares(counts: Mapping[str, int]) -> dict[str, float]:
+    total = _count(counts)
+    return {name: counts[name] / total for name in sorted(counts)} if total else {}
+
+
+def _quantiles(values: FloatArray) -> dict[str, float]:
+    if len(values) == 0:
+        return {}
+    return {f"p{q}": float(np.percentile(values, q)) for q in QUANTILES}
 
 
 def _overall(checks: Sequence[Check], too_few: bool) -> Outcome:

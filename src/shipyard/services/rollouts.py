@@ -24,13 +24,21 @@ from pydantic import Field
 
 from shipyard.adapters import Adapters
 from shipyard.canary import records
-from shipyard.domain import RolloutAction
+from shipyard.domain import RolloutAction, Status
 from shipyard.errors import Conflict
 from shipyard.services.views import View
 from shipyard.store import current_actor
 from shipyard.store.models import Rollout
 
-__all__ = ["CheckView", "RolloutStepView", "RolloutView", "Rollouts", "VerdictView"]
+__all__ = [
+    "CheckView",
+    "ObservedView",
+    "RolloutStepView",
+    "RolloutView",
+    "Rollouts",
+    "StepTimeView",
+    "VerdictView",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +52,33 @@ class RolloutStepView(View):
     shadow: float | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
+class StepTimeView(View):
+    """A step on the rollout's timeline: its plan, how it went, and when it ran."""
+
+    index: int
+    weight: int
+    pause: float | Literal["manual"]
+    shadow: float | None = None
+    status: Status  # passed, running, waiting, rolled-back, cancelled, skipped or queued
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
 class CheckView(View):
     name: str
     outcome: str  # pass, fail or inconclusive
     value: float | None = None
     threshold: float | None = None
     detail: str = ""
+
+
+class ObservedView(View):
+    """What one side showed in a judged window (canary/judge.py's Observed)."""
+
+    requests: int
+    error_rate: float
+    p95_ms: float | None
+    predictions: dict[str, float]  # share per class, or p10/p50/p90 of numeric outputs
 
 
 class VerdictView(View):
@@ -63,6 +92,9 @@ class VerdictView(View):
     weight: int | None = None
     extension: int = 0
     at: float | None = None  # Unix time
+    # Judgements stored before the judge kept each side's numbers have neither.
+    stable: ObservedView | None = Field(default=None, exclude_if=lambda value: value is None)
+    canary: ObservedView | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class RolloutView(View):
@@ -102,6 +134,11 @@ class RolloutView(View):
     def active(self) -> bool:
         return self.status in records.ACTIVE
 
+    @property
+    def actions(self) -> list[RolloutAction]:
+        """The commands its status allows now, as `steer` decides them."""
+        return [action for action, rule in TRANSITIONS.items() if self.status in rule.allowed]
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -130,6 +167,38 @@ class Rollouts:
         return self._view(
             records.find_rollout(self.adapters.store, project, environment, rollout_id)
         )
+
+    def by_id(self, rollout_id: int) -> RolloutView:
+        """One rollout by its id alone (NotFound, saying where to look, if there is none)."""
+        return self._view(self.adapters.store.rollouts.get(rollout_id))
+
+    def recent(self, limit: int = 50) -> list[RolloutView]:
+        """The newest rollouts of every project, newest first."""
+        return [self._view(row) for row in self.adapters.store.rollouts.recent(limit)]
+
+    def timeline(self, rollout_id: int) -> list[StepTimeView]:
+        """Every step of the plan with its status, and when it started and ended."""
+        store = self.adapters.store
+        row = store.rollouts.get(rollout_id)
+        started: dict[int, datetime] = {}
+        finished: datetime | None = None
+        for event in store.rollouts.moves(row):
+            if event.action == "rollout.step":
+                started.setdefault(int(event.detail["step"]), event.at)
+            else:  # it ended; a later rollout of the same version writes after this
+                finished = event.at
+                break
+        view = self._view(row)
+        return [
+            StepTimeView(
+                **step.model_dump(),
+                index=index,
+                status=_step_status(view, index),
+                started_at=started.get(index),
+                ended_at=started.get(index + 1) or (finished if index == row.step_index else None),
+            )
+            for index, step in enumerate(view.steps)
+        ]
 
     def steer(
         self,
@@ -193,3 +262,20 @@ class Rollouts:
 
     def _view(self, row: Rollout) -> RolloutView:
         return RolloutView.of(row, driven=self._driven(row))
+
+
+STEP_STATUS = {  # the current step's status by the rollout's
+    records.PASSED: Status.PASSED,
+    records.ROLLED_BACK: Status.ROLLED_BACK,
+    records.ABORTED: Status.CANCELLED,
+    records.WAITING: Status.WAITING,
+    records.PAUSED: Status.WAITING,
+}
+
+
+def _step_status(view: RolloutView, index: int) -> Status:
+    if index < view.step_index:
+        return Status.PASSED
+    if index > view.step_index:
+        return Status.QUEUED if view.active else Status.SKIPPED
+    return STEP_STATUS.get(records.RolloutStatus(view.status), Status.RUNNING)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from shipyard.domain import RolloutStatus
 from shipyard.errors import NotFound
-from shipyard.store.models import Rollout
+from shipyard.store.models import Event, Rollout
 
 if TYPE_CHECKING:
     from shipyard.store.store import Store
@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 __all__ = ["ACTIVE", "RolloutRows"]
 
 ACTIVE = tuple(status for status in RolloutStatus if not status.finished)
+# The audit events that move a rollout to a step or end it.
+MOVES = ("rollout.step", *(f"rollout.{status}" for status in RolloutStatus if status.finished))
+
+
+def subject(row: Rollout) -> str:
+    """What a rollout's audit events are about."""
+    return f"{row.project}/{row.environment}/{row.canary_version}"
 
 
 class RolloutRows:
@@ -43,6 +50,33 @@ class RolloutRows:
             )
         return rollout
 
+    def get(self, rollout_id: int) -> Rollout:
+        """One rollout by its id alone, whatever its project and environment."""
+        with self.store.session() as s:
+            rollout = s.get(Rollout, rollout_id)
+        if rollout is None:
+            raise NotFound(
+                f"There is no rollout {rollout_id}.",
+                hint="The rollouts page lists the recent ones; `shipyard rollout status` shows "
+                "a project's newest.",
+            )
+        return rollout
+
+    def recent(self, limit: int) -> Sequence[Rollout]:
+        """The newest ``limit`` rollouts of every project, newest first."""
+        with self.store.session() as s:
+            return s.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(limit)).all()
+
+    def moves(self, rollout: Rollout) -> Sequence[Event]:
+        """The events that moved ``rollout`` to a step or ended it, oldest first."""
+        with self.store.session() as s:
+            query = select(Event).where(
+                Event.subject == subject(rollout),
+                Event.action.in_(MOVES),
+                Event.at >= rollout.created_at,
+            )
+            return s.scalars(query.order_by(Event.id)).all()
+
     def active(
         self, project: str | None = None, environment: str | None = None
     ) -> Sequence[Rollout]:
@@ -64,8 +98,7 @@ class RolloutRows:
             if row is None:
                 raise NotFound(f"There is no rollout {rollout_id}.")
             change(row)
-            subject = f"{row.project}/{row.environment}/{row.canary_version}"
             facts = {"status": row.status, "step": row.step_index, "weight": row.weight}
-            self.store.record(s, f"rollout.{action}", subject, **{**facts, **detail})
+            self.store.record(s, f"rollout.{action}", subject(row), **{**facts, **detail})
             s.flush()
             return row
