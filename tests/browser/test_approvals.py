@@ -9,14 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from shipyard.domain import Gate, Status, TokenRole
 from shipyard.services import Services
 
 from ..server.queue_projects import commit, loosen_release_policy, wait_for, write_project
 from ..server.test_dashboard_approvals import parked
-from .conftest import Dashboard, serious_violations, start_dashboard
+from .conftest import PHONE, Dashboard, serious_violations, start_dashboard
 
 # Buttons that change nothing: signing out, and the audit log's filter form.
 HARMLESS = {"Sign out", "Filter"}
@@ -132,3 +132,21 @@ def test_a_viewer_sees_no_action_button_and_a_forged_decision_is_refused(
         services.adapters.store.close()
     page.reload()
     expect(page.locator("#approval-tiny-1-release")).to_be_visible()
+
+
+def test_the_inbox_and_the_audit_log_fit_a_phone_and_pass_axe(
+    chromium: Browser, parked_run: Dashboard
+) -> None:
+    phone = chromium.new_context(viewport=PHONE, is_mobile=True)
+    try:
+        page = phone.new_page()
+        parked_run.sign_in(page, TokenRole.RELEASER, "/approvals")
+        expect(page.get_by_role("button", name="Approve")).to_be_visible()
+        for path in ("/approvals", "/audit", "/audit?project=tiny&since=2000-01-01T00:00"):
+            page.goto(f"{parked_run.url}{path}")
+            expect(page.locator("main h1")).to_be_visible()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"{path} is {width}px wide on a phone"
+            assert serious_violations(page) == [], path
+    finally:
+        phone.close()
