@@ -66,7 +66,12 @@ def test_qa_approves_a_waiting_run_from_the_inbox_and_it_goes_on(
     )
     expect(row).to_contain_text("qa or above")
     assert serious_violations(page) == []
-    row.get_by_label(re.compile("Reason for tiny #1")).fill("read the QA report")
+    reason = row.get_by_label(re.compile("Reason for tiny #1"))
+    row.get_by_role("button", name="Reject").click()  # no reason: the browser keeps the form
+    assert reason.evaluate("input => input.validity.valueMissing")
+    expect(page).to_have_url(f"{dashboard.url}/approvals")
+    assert run_status(dashboard, 1) is Status.WAITING
+    reason.fill("read the QA report")
     shoot(page, "approvals")
     row.get_by_role("button", name="Approve").click()
 

@@ -17,6 +17,7 @@ from shipyard.domain import ApprovalStatus, Gate, Status, TokenRole
 from shipyard.pipeline.context import RunContext
 from shipyard.services import Services
 
+from .test_auth import api_routes, needed_role
 from .test_dashboard_session import sign_in
 
 SHA = "cd" * 20
@@ -55,6 +56,23 @@ def buttons(html: str) -> list[str]:
 def decisions(services: Services, action: str) -> list[tuple[str, str, dict[str, object]]]:
     found = services.audit.events(action=action)
     return [(e.actor, e.subject, e.detail) for e in found]
+
+
+def test_each_route_declares_its_least_role_once_reading_for_viewers_deciding_for_qa(
+    api: TestClient,
+) -> None:
+    declared = {
+        (method, route.path): needed_role(route)
+        for route in api_routes(api.app.routes)  # type: ignore[attr-defined]
+        if route.path.startswith(("/approvals", "/audit"))
+        for method in route.methods
+    }
+    assert declared == {
+        ("GET", "/approvals"): TokenRole.VIEWER,
+        ("POST", "/approvals/{project}/{number}/{gate}/approve"): TokenRole.QA,
+        ("POST", "/approvals/{project}/{number}/{gate}/reject"): TokenRole.QA,
+        ("GET", "/audit"): TokenRole.VIEWER,
+    }
 
 
 def test_the_inbox_shows_each_waiting_run_its_gate_who_decides_and_its_deadline(

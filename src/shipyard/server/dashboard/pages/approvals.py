@@ -26,7 +26,8 @@ from shipyard.services.tokens import TokenView
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require(TokenRole.VIEWER))])
+# Each route requires its role once: viewers read the inbox, qa and above may decide.
+router = APIRouter(include_in_schema=False)
 Found = Annotated[Services, Depends(services)]
 Decider = Annotated[TokenView, Depends(require(TokenRole.QA))]
 RunNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -38,7 +39,11 @@ def inbox(found: Services) -> tuple[list[ApprovalView], list[ApprovalView]]:
     return found.approvals.pending(), found.approvals.decided(RECENT)
 
 
-@router.get("/approvals", response_class=HTMLResponse)
+@router.get(
+    "/approvals",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require(TokenRole.VIEWER))],
+)
 async def approvals(request: Request, session: Browser, found: Found) -> HTMLResponse:
     pending, decided = await run_in_threadpool(inbox, found)
     context = {"pending": pending, "decided": decided, "active": "approvals", "live": ""}
