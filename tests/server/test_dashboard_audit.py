@@ -110,6 +110,7 @@ def test_older_pages_follow_one_another_without_overlap(
         ("limit=many", "limit 'many' is not a number"),
         ("limit=0", "limit 0 is out of range"),
         ("limit=5000", "limit 5000 is out of range"),
+        ("before=latest", "before 'latest' is not an event id"),
     ],
 )
 def test_a_filter_that_cannot_be_read_is_an_error_page_saying_how_to_write_it(
@@ -119,4 +120,5 @@ def test_a_filter_that_cannot_be_read_is_an_error_page_saying_how_to_write_it(
     page = api.get(f"/audit?{query}")
     assert page.status_code == 400
     assert says in page.text.replace("&#39;", "'")
-    assert "YYYY-MM-DDTHH:MM" in page.text or "Ask for 1 to 1000 events" in page.text
+    hints = ("YYYY-MM-DDTHH:MM", "Ask for 1 to 1000 events", "Follow the page's Older link")
+    assert any(hint in page.text.replace("&#39;", "'") for hint in hints)

@@ -51,16 +51,21 @@ class Filters:
         given = {k: v for k, v in vars(self).items() if v}
         return urlencode({**given, **{k: v for k, v in more.items() if v is not None}})
 
-    def read(self) -> dict[str, Any]:
-        """The service's arguments; InvalidInput naming the field that cannot be read."""
-        return {
-            "actor": self.actor or None,
-            "project": self.project or None,
-            "action": self.kind or None,
-            "since": _moment("since", self.since),
-            "until": _moment("until", self.until),
-            "limit": _limit(self.limit),
-        }
+    @property
+    def size(self) -> int:
+        return _limit(self.limit)
+
+    def events(self, found: Services, before: int | None) -> list[EventView]:
+        """The page of events asked for; InvalidInput naming a field that cannot be read."""
+        return found.audit.events(
+            self.actor or None,
+            self.project or None,
+            self.kind or None,
+            _moment("since", self.since),
+            self.size,
+            until=_moment("until", self.until),
+            before=before,
+        )
 
 
 @dataclass(frozen=True)
@@ -81,22 +86,22 @@ async def audit(
     since: Text = "",
     until: Text = "",
     limit: Text = "",
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Text = "",
 ) -> HTMLResponse:
     filters = Filters(*(v.strip() for v in (actor, project, kind, since, until, limit)))
-    arguments = filters.read()
-    events = await run_in_threadpool(lambda: found.audit.events(**arguments, before=before))
-    older = filters.query(before=events[-1].id) if len(events) == arguments["limit"] else None
+    older_than = _before(before.strip())
+    events = await run_in_threadpool(filters.events, found, older_than)
+    older = filters.query(before=events[-1].id) if len(events) == filters.size else None
     context = {
         "filters": filters,
         "rows": [
             Row(event, subject_link(event.subject), compact(event.detail)) for event in events
         ],
         "older": older,
-        "newest": filters.query() if before is not None else None,
+        "newest": filters.query() if older_than is not None else None,
         "max_limit": MAX_LIMIT,
         "active": "audit",
-        "live": _scope(filters.project) if before is None else None,  # the newest page follows
+        "live": _scope(filters.project) if older_than is None else None,  # the newest page follows
     }
     return page(request, "audit.html", session, context)
 
@@ -129,6 +134,16 @@ def _moment(field: str, text: str) -> datetime | None:
             f"{field} {text!r} is not a date and time.",
             hint="Write it as YYYY-MM-DDTHH:MM in UTC, e.g. 2026-11-29T21:30.",
         ) from None
+
+
+def _before(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidInput(
+            f"before {text!r} is not an event id.", hint="Follow the page's Older link."
+        )
+    return int(text)
 
 
 def _limit(text: str) -> int:
