@@ -56,11 +56,10 @@ def test_qa_approves_a_waiting_run_from_the_inbox_and_it_goes_on(
     page: Page, waiting_run: Dashboard, shoot: Callable[[Page, str], Path]
 ) -> None:
     dashboard = waiting_run
+    wait_for(lambda: run_status(dashboard, 1) is Status.WAITING, "the run to wait", 180)
     dashboard.sign_in(page, TokenRole.QA, "/approvals")
     row = page.locator("#approval-tiny-1-release")
-    # The inbox is live: the row appears once the run parks at its gate, without a reload.
-    expect(row).to_be_visible(timeout=180_000)
-    assert run_status(dashboard, 1) is Status.WAITING
+    expect(row).to_be_visible()
     expect(row.get_by_role("link", name="tiny #1")).to_have_attribute(
         "href", "/projects/tiny/runs/1"
     )
@@ -137,6 +136,22 @@ def test_a_viewer_sees_no_action_button_and_a_forged_decision_is_refused(
         services.adapters.store.close()
     page.reload()
     expect(page.locator("#approval-tiny-1-release")).to_be_visible()
+
+
+def test_a_new_request_appears_live_and_a_reason_being_typed_survives_the_refresh(
+    page: Page, parked_run: Dashboard
+) -> None:
+    with page.expect_response(lambda answer: "/events" in answer.url):  # the feed listens
+        parked_run.sign_in(page, TokenRole.QA, "/approvals")
+    reason = page.get_by_label(re.compile("Reason for tiny #1"))
+    reason.fill("half a senten")
+    services = parked_run.services()
+    try:
+        assert parked(services, "tiny", Gate.RELEASE) == 2
+    finally:
+        services.adapters.store.close()
+    expect(page.locator("#approval-tiny-2-release")).to_be_visible()  # no reload
+    expect(page.get_by_label(re.compile("Reason for tiny #1"))).to_have_value("half a senten")
 
 
 def test_the_inbox_and_the_audit_log_fit_a_phone_and_pass_axe(
