@@ -163,6 +163,34 @@ def test_each_gate_needs_its_role(services: Services) -> None:
     assert view.gate is Gate.CANARY and view.status is ApprovalStatus.APPROVED
 
 
+def test_a_decision_meant_for_another_gate_changes_nothing(services: Services) -> None:
+    ctx = new_run(services)
+    parked_at(services, ctx, Gate.RELEASE)
+    with pytest.raises(Conflict, match="waits at the release gate, not at canary"):
+        services.approvals.approve("tiny", ctx.number, gate=Gate.CANARY)
+    assert services.approvals.pending()[0].status is ApprovalStatus.WAITING
+    assert events(services, "approval.approved") == []
+    view = services.approvals.approve("tiny", ctx.number, gate=Gate.RELEASE)
+    assert view.status is ApprovalStatus.APPROVED
+
+
+def test_the_latest_decisions_come_newest_first_with_who_and_why(services: Services) -> None:
+    first, second = new_run(services), new_run(services)
+    parked_at(services, first, Gate.RELEASE)
+    parked_at(services, second, Gate.RELEASE)
+    assert services.approvals.decided() == []  # nothing decided while both wait
+    with acting_as("alice"):
+        services.approvals.approve("tiny", first.number, "read the report")
+    with acting_as("bob"):
+        services.approvals.reject("tiny", second.number, "drift on class 2")
+    latest = services.approvals.decided()
+    assert [(d.run, d.status, d.actor, d.reason) for d in latest] == [
+        (second.number, ApprovalStatus.REJECTED, "bob", "drift on class 2"),
+        (first.number, ApprovalStatus.APPROVED, "alice", "read the report"),
+    ]
+    assert [d.run for d in services.approvals.decided(limit=1)] == [second.number]
+
+
 def test_approving_a_run_that_waits_for_nothing_is_a_conflict_naming_what_it_does(
     services: Services,
 ) -> None:

@@ -69,6 +69,18 @@ def test_each_filter_narrows_the_events_newest_first(found: Services, start: dat
     assert subjects(actor="ci", limit=2) == ["a_b#1", "iris2#1"]
 
 
+@pytest.mark.usefixtures("history")
+def test_pages_of_older_events_follow_one_another_by_id(found: Services) -> None:
+    first = found.audit.events(limit=3)
+    second = found.audit.events(limit=3, before=first[-1].id)
+    rest = found.audit.events(limit=3, before=second[-1].id)
+    assert [e.id for e in first + second + rest] == [e.id for e in found.audit.events()]
+    assert [e.subject for e in found.audit.events(actor="olga", before=first[0].id)] == [
+        "iris/production/1-ab12cd3"
+    ] * 2
+    assert found.audit.events(before=rest[-1].id) == []
+
+
 def test_an_event_names_who_acted(adapters: Adapters, found: Services) -> None:
     with acting_as("tok-releaser"):
         adapters.store.ensure_project("iris", "/repos/iris")

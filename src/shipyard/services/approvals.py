@@ -150,22 +150,48 @@ class Approvals:
             )
             return [ApprovalView.of(row, project, number) for row in s.scalars(query)]
 
+    def decided(self, limit: int = 20) -> list[ApprovalView]:
+        """The latest decisions (approved, rejected, expired), newest first."""
+        with self.store.session() as s:
+            query = (
+                select(Approval, Project.name, Run.number)
+                .join(Run, Approval.run_id == Run.id)
+                .join(Project)
+                .where(Approval.status != ApprovalStatus.WAITING.value)
+                .order_by(Approval.decided_at.desc(), Approval.id.desc())
+                .limit(limit)
+            )
+            return [ApprovalView.of(row, name, number) for row, name, number in s.execute(query)]
+
     def approve(
-        self, project: str, number: int, reason: str | None = None, *, role: TokenRole | None = None
+        self,
+        project: str,
+        number: int,
+        reason: str | None = None,
+        *,
+        role: TokenRole | None = None,
+        gate: Gate | None = None,
     ) -> ApprovalView:
-        """Let the run through its gate. ``role`` is the API token's (None: the local user)."""
-        return self._decide(project, number, ApprovalStatus.APPROVED, _clean(reason), role)
+        """Let the run through its gate. ``role`` is the API token's (None: the local user);
+        ``gate``, when given, is the gate the caller saw the run wait at."""
+        return self._decide(project, number, ApprovalStatus.APPROVED, _clean(reason), role, gate)
 
     def reject(
-        self, project: str, number: int, reason: str, *, role: TokenRole | None = None
+        self,
+        project: str,
+        number: int,
+        reason: str,
+        *,
+        role: TokenRole | None = None,
+        gate: Gate | None = None,
     ) -> ApprovalView:
         """Fail the run at its gate, saying why."""
         why = _clean(reason)
         if why is None:
             raise InvalidInput(
-                "A rejection needs a reason.", hint="Say why with --reason, e.g. 'drift on X'."
+                "A rejection needs a reason.", hint="Say why it is rejected, e.g. 'drift on X'."
             )
-        return self._decide(project, number, ApprovalStatus.REJECTED, why, role)
+        return self._decide(project, number, ApprovalStatus.REJECTED, why, role, gate)
 
     def expire_overdue(self) -> list[ApprovalView]:
         """Expire requests past their deadline and hand their runs back to a worker, whose gate
@@ -197,11 +223,17 @@ class Approvals:
         decision: ApprovalStatus,
         reason: str | None,
         role: TokenRole | None,
+        seen: Gate | None,
     ) -> ApprovalView:
         with self.store.session() as s:
             run = _run(s, project, number)
             row = _waiting(s, run, project)
             gate = Gate(row.gate)
+            if seen is not None and seen is not gate:  # a decision meant for another gate
+                raise Conflict(
+                    f"Run {project}#{number} waits at the {gate} gate, not at {seen}.",
+                    hint="Reload the approvals to see what it waits for now.",
+                )
             if role is not None and not role.allows(gate.approver):
                 raise Forbidden(
                     f"Deciding at the {gate} gate needs the {gate.approver} role or above;"

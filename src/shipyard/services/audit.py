@@ -59,10 +59,12 @@ class Audit:
         *,
         until: datetime | None = None,
         after: int | None = None,
+        before: int | None = None,
     ) -> list[EventView]:
         """Events matching every filter given, newest first. ``action`` is an action
         (``rollout.abort``) or its family (``rollout``); ``since`` is inclusive, ``until``
-        exclusive; ``after`` keeps the events newer than that event id (a live feed)."""
+        exclusive; ``after`` keeps the events newer than that event id (a live feed),
+        ``before`` those older than it (the next page)."""
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(
                 f"limit {limit} is out of range.", hint=f"Ask for 1 to {MAX_LIMIT} events."
@@ -80,6 +82,8 @@ class Audit:
             query = query.where(Event.at < _naive_utc(until))
         if after is not None:
             query = query.where(Event.id > after)
+        if before is not None:
+            query = query.where(Event.id < before)
         with self.store.session() as s:
             return [EventView.of(row) for row in s.scalars(query)]
 
