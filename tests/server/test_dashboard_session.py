@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from fastapi.testclient import TestClient
 
 from shipyard.domain import TokenRole
@@ -12,7 +13,7 @@ from shipyard.server.auth import SESSION_COOKIE
 from shipyard.services import Services
 from shipyard.store import acting_as
 
-from .conftest import Seed
+from .conftest import Live, Seed, bearer
 
 
 def sign_in(api: TestClient, secret: str) -> str:
@@ -109,3 +110,30 @@ def test_the_api_accepts_the_session_cookie_for_reads_but_not_unsigned_writes(
     assert api.post(f"/api/v1/runs/tiny/{number}/cancel").status_code == 403
     done = api.post(f"/api/v1/runs/tiny/{number}/cancel", headers={"x-csrf-token": csrf})
     assert done.status_code == 200, done.text
+
+
+def test_an_address_the_dashboard_cannot_read_gets_an_error_page_naming_the_field(
+    api: TestClient, tokens: dict[TokenRole, str]
+) -> None:
+    sign_in(api, tokens[TokenRole.VIEWER])
+    answer = api.get("/projects/tiny/runs/not-a-number")
+    assert answer.status_code == 400
+    assert "text/html" in answer.headers["content-type"]
+    assert "could not be read" in answer.text and "number" in answer.text
+    assert api.get("/api/v1/runs/tiny/not-a-number").status_code == 422  # the API as before
+
+
+def test_the_feed_starts_from_the_change_a_page_was_rendered_at(
+    live: Live, tokens: dict[TokenRole, str]
+) -> None:
+    store = live.services.adapters.store
+    rendered_at = store.generation()
+    store.record_event("test.changed", "tiny", "root")  # made before the page's feed connects
+    headers = bearer(tokens[TokenRole.VIEWER])
+    url = f"{live.url}/events?project=tiny&after={rendered_at}"
+    with httpx.stream("GET", url, headers=headers, timeout=10) as stream:
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                assert "test.changed" in line
+                break

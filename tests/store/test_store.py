@@ -74,7 +74,7 @@ def test_opening_the_same_file_again_migrates_nothing_and_keeps_the_data(
     finally:
         again.close()
     with sqlite3.connect(tmp_path / "s.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0006",)]
 
 
 def test_the_database_is_in_wal_mode(store: Store, project: str, tmp_path: Path) -> None:

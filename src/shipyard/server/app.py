@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from shipyard.errors import ShipyardError, Unauthorized
+from shipyard.errors import InvalidInput, ShipyardError, Unauthorized
 from shipyard.server import dashboard, hooks
 from shipyard.server.api import (
     approvals,
@@ -34,6 +36,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(ShipyardError, _error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(tokens.router)
@@ -60,6 +63,21 @@ async def _error(request: Request, exc: ShipyardError) -> Response:
     body = {"error": exc.message, "hint": exc.hint}
     headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    """A request FastAPI could not read: the API answers 422 as FastAPI does; the dashboard
+    shows its error page naming each field and what is wrong with it."""
+    if request.url.path.startswith(MACHINE_PATHS):
+        return await request_validation_exception_handler(request, exc)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'][1:]) or error['loc'][0]}: {error['msg']}"
+        for error in exc.errors()
+    )
+    return _page_error(
+        request,
+        InvalidInput(f"This request could not be read ({problems}).", hint="Check the address."),
+    )
 
 
 def _page_error(request: Request, exc: ShipyardError) -> Response:

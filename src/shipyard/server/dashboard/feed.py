@@ -5,7 +5,9 @@ change counter. The feed looks at it a few times a second (one tiny query, share
 else: each connection asks on its own) and, when it moved, sends one ``change`` event naming
 the actions since the last one; a page scoped to a project hears only that project's. The page
 then re-fetches what it shows (``static/live.js``). Each event's id is the newest event id, so
-a browser that reconnects sends it back as ``Last-Event-ID`` and misses nothing.
+a browser that reconnects sends it back as ``Last-Event-ID`` and misses nothing; a page
+starts the feed from the change it was rendered at (``after``), so nothing made between its
+rendering and the feed's start is missed either.
 """
 
 from __future__ import annotations
@@ -37,10 +39,14 @@ LIFETIME = 600.0  # seconds; the browser reconnects by itself, so no stream live
 async def events(
     request: Request,
     project: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**53)] = None,
     last_event_id: Annotated[int | None, Header(ge=0, le=2**53)] = None,
     found: Services = Depends(services),
 ) -> StreamingResponse:
-    start = last_event_id if last_event_id is not None else found.adapters.store.generation()
+    start = next(
+        (mark for mark in (last_event_id, after) if mark is not None),
+        found.adapters.store.generation(),
+    )
     return StreamingResponse(
         _changes(request, found, project, start),
         media_type="text/event-stream",

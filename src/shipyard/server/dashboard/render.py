@@ -89,6 +89,7 @@ def page(
         "active": "",  # the navigation entry to mark as the current page
         "live": None,  # the change feed's query ("project=iris", "" for all) on a live page
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        "since": getattr(request.state, "generation", 0),
         **(context or {}),
     }
     response = templates.TemplateResponse(request, template, values, status_code=status_code)

@@ -31,6 +31,8 @@ async def browser(request: Request, found: Found) -> SessionView:
     session = found.tokens.session(cookie) if cookie else None
     if session is None:
         raise Unauthorized("Sign in to see the dashboard.")
+    # The change the page is read at, before it reads anything: its live feed starts here.
+    request.state.generation = found.adapters.store.generation()
     return session
 
 

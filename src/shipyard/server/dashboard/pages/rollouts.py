@@ -188,7 +188,7 @@ def render(
         "chart_data": chart_data(shown),
         "refused": refused,
         "live": f"project={shown.rollout.project}",
-        "active": "environments",
+        "active": "rollouts",
     }
     status = refused.status_code if refused else 200
     return page(request, "rollout.html", session, context, status_code=status)
@@ -197,7 +197,7 @@ def render(
 @router.get("/rollouts", response_class=HTMLResponse, dependencies=VIEWER)
 async def rollouts(request: Request, session: Browser, found: Found) -> HTMLResponse:
     recent = await run_in_threadpool(found.rollouts.recent, RECENT)
-    context = {"rollouts": recent, "live": "", "active": "environments"}
+    context = {"rollouts": recent, "live": "", "active": "rollouts"}
     return page(request, "rollouts.html", session, context)
 
 

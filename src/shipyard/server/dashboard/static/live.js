@@ -1,13 +1,16 @@
 // Live pages: the body's data-live names the change feed's scope ("project=iris", or "" for
-// everything). On a change the feed announces, the page's marked parts re-fetch themselves:
-// htmx listens for "shipyard:change" (see base.html). A burst of changes makes one refresh.
+// everything) and data-since the change the page was rendered at, so a change made before the
+// feed connects is heard too. On a change the feed announces, the page re-fetches its live
+// part: htmx listens for "shipyard:change" (see base.html). A burst makes one refresh.
 (function () {
   "use strict";
   var scope = document.body.dataset.live;
   if (scope === undefined || !window.EventSource) {
     return;
   }
-  var source = new EventSource("/events" + (scope ? "?" + scope : ""));
+  var since = document.body.dataset.since;
+  var query = [scope, since ? "after=" + since : ""].filter(Boolean).join("&");
+  var source = new EventSource("/events" + (query ? "?" + query : ""));
   var pending = null;
   source.addEventListener("change", function () {
     if (pending !== null) {
