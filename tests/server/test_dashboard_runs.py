@@ -10,12 +10,13 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from gitrepos import commit
 from shipyard.domain import STAGES, Gate, Status, TokenRole
 from shipyard.services import Services
 from shipyard.store import acting_as
 
 from .conftest import SHA, Seed
-from .forges import IDENTITY, git, make_remote
+from .forges import make_remote
 from .test_dashboard_session import sign_in
 
 JUNIT = """\
@@ -316,8 +317,7 @@ def test_the_qa_figures_stand_beside_their_thresholds_and_production(
 ) -> None:
     remote = make_remote(tmp_path)
     (remote.work / "shipyard.yaml").write_text(QA_CONFIG)
-    git(remote.work, "add", "-A")
-    git(remote.work, *IDENTITY, "commit", "-qm", "qa")
+    commit(remote.work, "qa")
     services.adapters.store.ensure_project("tiny", str(remote.work))
     number = services.adapters.store.create_run("tiny", remote.git_head(), "main").number
     qa = {

@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter
 from shipyard.domain import (
     DEV_REPOSITORY,
     RELEASE_REPOSITORY,
+    Gate,
     NoticeKind,
     RolloutAction,
     TokenRole,
@@ -292,6 +293,10 @@ class RemoteAudit:
         action: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        *,
+        until: datetime | None = None,
+        after: int | None = None,
+        before: int | None = None,
     ) -> builtins.list[EventView]:
         return self.api.many(
             EventView,
@@ -301,6 +306,9 @@ class RemoteAudit:
             action=action,
             since=since.isoformat() if since else None,
             limit=limit,
+            until=until.isoformat() if until else None,
+            after=after,
+            before=before,
         )
 
 
@@ -328,8 +336,8 @@ class RemoteProjects:
         added = self.api.one(NewProject, "POST", "/api/v1/projects", json=body)
         return added.project, added.webhook_secret
 
-    def list(self) -> builtins.list[ProjectView]:
-        return self.api.many(ProjectView, "/api/v1/projects")
+    def list(self, *, every: bool = False) -> builtins.list[ProjectView]:
+        return self.api.many(ProjectView, "/api/v1/projects", every=every or None)
 
     def get(self, name: str) -> ProjectView:
         return self.api.one(ProjectView, "GET", f"/api/v1/projects/{segment(name)}")
@@ -355,16 +363,28 @@ class RemoteApprovals:
         return self.api.many(ApprovalView, "/api/v1/approvals", project=project)
 
     def approve(
-        self, project: str, number: int, reason: str | None = None, *, role: TokenRole | None = None
+        self,
+        project: str,
+        number: int,
+        reason: str | None = None,
+        *,
+        role: TokenRole | None = None,
+        gate: Gate | None = None,
     ) -> ApprovalView:
         path = f"/api/v1/runs/{segment(project)}/{segment(number)}/approve"
-        return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
+        return self.api.one(ApprovalView, "POST", path, json={"reason": reason, "gate": gate})
 
     def reject(
-        self, project: str, number: int, reason: str, *, role: TokenRole | None = None
+        self,
+        project: str,
+        number: int,
+        reason: str,
+        *,
+        role: TokenRole | None = None,
+        gate: Gate | None = None,
     ) -> ApprovalView:
         path = f"/api/v1/runs/{segment(project)}/{segment(number)}/reject"
-        return self.api.one(ApprovalView, "POST", path, json={"reason": reason})
+        return self.api.one(ApprovalView, "POST", path, json={"reason": reason, "gate": gate})
 
 
 class RemoteNotifications:

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from shipyard.domain import TokenRole
+from shipyard.domain import Gate, TokenRole
 from shipyard.server.auth import require
 from shipyard.server.deps import services
 from shipyard.services import Services
@@ -25,12 +25,17 @@ RunNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 REASON = "Why: recorded in the audit log and the artifact's build-info."
 
 
+GATE = "The gate the caller saw the run wait at; a run waiting at another gate is a 409."
+
+
 class Approve(BaseModel):
     reason: str | None = Field(default=None, max_length=2000, description=REASON)
+    gate: Gate | None = Field(default=None, description=GATE)
 
 
 class Reject(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description=REASON)
+    gate: Gate | None = Field(default=None, description=GATE)
 
 
 @router.get("/approvals", dependencies=[Depends(require(TokenRole.VIEWER))])
@@ -50,8 +55,8 @@ def approve_run(
     found: Services = Depends(services),
 ) -> ApprovalView:
     """Let a waiting run through its gate; it is queued again from that stage."""
-    reason = body.reason if body is not None else None
-    return found.approvals.approve(project, number, reason, role=caller.role)
+    body = body or Approve()
+    return found.approvals.approve(project, number, body.reason, role=caller.role, gate=body.gate)
 
 
 @router.post("/runs/{project}/{number}/reject")
@@ -63,4 +68,4 @@ def reject_run(
     found: Services = Depends(services),
 ) -> ApprovalView:
     """Fail a waiting run at its gate, saying why."""
-    return found.approvals.reject(project, number, body.reason, role=caller.role)
+    return found.approvals.reject(project, number, body.reason, role=caller.role, gate=body.gate)

@@ -30,6 +30,15 @@ def audit_events(
     ] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    until: Annotated[datetime | None, Query(description="Events before this time.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**53, description="Events newer than this event id.")
+    ] = None,
+    before: Annotated[
+        int | None, Query(ge=0, le=2**53, description="Events older than this event id.")
+    ] = None,
 ) -> list[EventView]:
-    """Who did what to what, and when."""
-    return found.audit.events(actor, project, action, since, limit)
+    """Who did what to what, and when; ``after`` and ``before`` page by event id."""
+    return found.audit.events(
+        actor, project, action, since, limit, until=until, after=after, before=before
+    )

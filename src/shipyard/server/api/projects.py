@@ -36,9 +36,12 @@ class RunRequest(BaseModel):
 
 @router.get("")
 def list_projects(
-    _: TokenView = Depends(require(TokenRole.VIEWER)), found: Services = Depends(services)
+    _: TokenView = Depends(require(TokenRole.VIEWER)),
+    found: Services = Depends(services),
+    every: bool = False,
 ) -> list[ProjectView]:
-    return found.projects.list()
+    """The registered projects; with ``every``, also those only ever run from a CLI."""
+    return found.projects.list(every=every)
 
 
 @router.get("/{name}")
