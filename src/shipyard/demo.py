@@ -159,7 +159,8 @@ def wait_for_server(dashboard: Dashboard) -> None:
         time.sleep(0.05)
     raise RuntimeFailure(
         f"The demo's server did not answer on {dashboard.url}.",
-        hint=f"Its log says why: {dashboard.log}",
+        hint=f"Its log says why: {dashboard.log} (`shipyard down --state "
+        f"{dashboard.log.parent}` stops it if it still runs; --port chooses another port).",
     )
 
 

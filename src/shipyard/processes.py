@@ -1,10 +1,10 @@
 """The processes Shipyard starts, and whether one is still there.
 
-Every stage command, model server and gateway (and a `shipyard server` the demo starts in the
-background) is recorded in the ``processes`` table with its
-owner (the identity of the Shipyard process that started it, which holds a lease while it
-lives) and its start time, so a restarted server or `shipyard down` can find what a dead one
-left and never mistakes a reused pid for it (ARCHITECTURE.md 7).
+Every stage command, model server, gateway and background `shipyard server` (the demo's) is
+recorded in the ``processes`` table with its owner (the identity of the Shipyard process that
+started it, which holds a lease while it lives) and its start time, so a restarted server or
+`shipyard down` can find what a dead one left and never mistakes a reused pid for it
+(ARCHITECTURE.md 7).
 """
 
 from __future__ import annotations

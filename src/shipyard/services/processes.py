@@ -110,7 +110,8 @@ class Processes:
         return _view(row, Settled.KILLED if row.kind == ProcessKind.COMMAND else Settled.STOPPED)
 
     def _wanted(self, row: OwnedProcess) -> bool:
-        """A model server of a ready deployment, or the gateway of an environment with one."""
+        """A background server; a model server of a ready deployment, or the gateway of an
+        environment with one."""
         if row.kind == ProcessKind.SERVER:
             return True
         ready = [d for d in self.adapters.store.deployments() if d.state == "ready"]
