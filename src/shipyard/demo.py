@@ -1,12 +1,15 @@
-"""`shipyard demo`: the iris example from a commit to live, then a second version by canary."""
+"""`shipyard demo`: the iris example from a commit to live, then a second version by canary,
+driven by a `shipyard server` that stays up afterwards to show both runs on its dashboard."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +17,56 @@ import httpx
 from rich.console import Console
 from rich.rule import Rule
 
+from shipyard.adapters import Adapters
+from shipyard.cli.follow import follow
 from shipyard.cli.render import RichReporter, run_table
-from shipyard.domain import Status
+from shipyard.domain import Status, TokenRole
+from shipyard.errors import RuntimeFailure
 from shipyard.examples import example_path
-from shipyard.pipeline import deploy
+from shipyard.paths import private_file
 from shipyard.pipeline.context import free_port
-from shipyard.pipeline.engine import Pipeline
+from shipyard.processes import ProcessBook, ProcessKind, pid_alive
 from shipyard.runtime.interface import VERSION_HEADER
-from shipyard.services.runs import Runs
+from shipyard.services import Services
+from shipyard.services.processes import Processes
+from shipyard.services.remote import RemoteServices
+from shipyard.services.views import RunView
 from shipyard.wiring import open_adapters
 
 SAMPLE = {"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}
 
 
-def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) -> int:
+PROJECT = "iris"
+SERVER_START_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The demo's `shipyard server`: where it answers, its pid, where it logs."""
+
+    url: str
+    pid: int
+    log: Path
+
+
+def run_demo(
+    console: Console, where: Path | None = None, *, keep: bool = True, port: int | None = None
+) -> int:
+    """The example through a `shipyard server` started in the background for the demo's state:
+    its workers drive the runs, this process follows them as `shipyard run --server` does."""
     started = time.monotonic()
     root = (where or Path(tempfile.mkdtemp(prefix="shipyard-demo-"))).resolve()
-    repo = root / "iris"
-    state = root / "state"
-    port = _copy_example(repo)
+    repo, state = root / "iris", root / "state"
+    model_port = _copy_example(repo)
+    adapters = open_adapters(state)
+    dashboard = start_server(adapters, port or free_port())
     _git(repo, "init", "-q", "-b", "main")
     _commit(repo, "Iris classifier: first model")
-    adapters = open_adapters(state)
-    pipeline = Pipeline(adapters, RichReporter(console))
-    runs = Runs(adapters)
-    console.print(f"demo project: {repo}\nstate: {state}\n")
+    _, secret = Services(adapters).tokens.create("demo", TokenRole.ADMIN)
+    wait_for_server(dashboard)
+    found = RemoteServices(dashboard.url, secret)
+    found.projects.add(PROJECT, str(repo))
+    console.print(f"demo project: {repo}\nstate: {state}\nserver: {dashboard.url}\n")
 
     timings: dict[str, float] = {}
     for title, change in (
@@ -48,43 +76,107 @@ def run_demo(console: Console, where: Path | None = None, *, keep: bool = True) 
         console.print(Rule(title))
         if change is not None:
             change(repo)
-        ctx = pipeline.queue(repo)
-        console.print(f"[bold]{ctx.project}[/] run [bold]#{ctx.number}[/] at {ctx.sha[:12]}")
         step = time.monotonic()
-        final = pipeline.execute(ctx)
-        timings[f"run #{ctx.number}"] = time.monotonic() - step
-        console.print(run_table(runs.get(ctx.project, ctx.number)))
-        if final is not Status.PASSED:
-            console.print(
-                f"[bold red]the demo run ended {final}[/]; logs: {adapters.state.run_dir(ctx.project, ctx.number) / 'logs'}"
-            )
+        run = _run_on_server(console, found)
+        timings[f"run #{run.number}"] = time.monotonic() - step
+        if run.status is not Status.PASSED:
+            logs = adapters.state.run_dir(run.project, run.number) / "logs"
+            console.print(f"[bold red]the demo run ended {run.status}[/]; logs: {logs}")
+            _dashboard(console, dashboard, secret, state)
             return 1
-        _predict(console, f"http://127.0.0.1:{port}")
+        _predict(console, f"http://127.0.0.1:{model_port}")
 
     console.print(Rule("where things are"))
-    console.print(
-        f"production endpoint: http://127.0.0.1:{port}   (try: curl -s -X POST http://127.0.0.1:{port}/invocations -H 'content-type: application/json' -d '{{\"dataframe_records\": [{_json(SAMPLE)}]}}')"
-    )
-    for d in adapters.store.deployments("iris"):
-        console.print(
-            f"  {d.environment:<10} {d.version:<12} {d.role:<8} {d.weight:>3}%  {d.endpoint}"
-        )
-    console.print(f"state and metadata: {state}  (SQLite: {adapters.state.database})")
-    console.print(f"logs: {state / 'runs' / 'iris'}")
-    console.print(
-        f"look around: shipyard status --state {state}; shipyard envs --state {state}; shipyard rollback --state {state}"
-    )
+    _where(console, adapters, state, model_port)
     console.print(
         "time: "
         + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
         + f", total {time.monotonic() - started:.1f}s"
     )
     if keep:
-        console.print(f"the servers keep running; stop them with: shipyard down --state {state}")
+        _dashboard(console, dashboard, secret, state)
     else:
-        stopped = deploy.stop_all(adapters)
-        console.print(f"stopped the demo's {len(stopped)} deployment(s) and its gateway")
+        done = Processes(adapters).down()
+        console.print(
+            f"stopped the server, the demo's {done.deployments} deployment(s) and its gateway"
+        )
     return 0
+
+
+def _run_on_server(console: Console, found: RemoteServices) -> RunView:
+    """Queue the head of ``main`` on the server and follow the run, stage by stage, to its end."""
+    queued = found.projects.run(PROJECT, "main")
+    console.print(
+        f"[bold]{queued.project}[/] run [bold]#{queued.number}[/] at {queued.sha[:12]}, "
+        "driven by the server"
+    )
+    run = follow(found, queued, RichReporter(console), console)
+    console.print(run_table(run))
+    return run
+
+
+def _dashboard(console: Console, dashboard: Dashboard, secret: str, state: Path) -> None:
+    console.print(Rule("the dashboard"))
+    for line in (
+        f"dashboard: {dashboard.url}/projects  (server log: {dashboard.log})",
+        f"sign in with the admin token: {secret}",
+        f"the server and the models keep running; stop them all with: shipyard down --state {state}",
+    ):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)  # whole, to copy
+
+
+def start_server(adapters: Adapters, port: int) -> Dashboard:
+    """`shipyard server` for this state, detached (its own session, logging to a file) so it
+    outlives this command; recorded in the process book, so `shipyard down` stops it."""
+    state = adapters.state.root
+    log = state / "server.log"
+    command = [sys.executable, "-m", "shipyard", "server", "--state", str(state)]
+    with private_file(log).open("ab") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    ProcessBook(adapters.store, adapters.leases).started(
+        ProcessKind.SERVER, process.pid, detail={"url": url, "log": str(log)}
+    )
+    return Dashboard(url=url, pid=process.pid, log=log)
+
+
+def wait_for_server(dashboard: Dashboard) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if not pid_alive(dashboard.pid):
+            break
+        try:
+            if httpx.get(f"{dashboard.url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeFailure(
+        f"The demo's server did not answer on {dashboard.url}.",
+        hint=f"Its log says why: {dashboard.log} (`shipyard down --state "
+        f"{dashboard.log.parent}` stops it if it still runs; --port chooses another port).",
+    )
+
+
+def _where(console: Console, adapters: Adapters, state: Path, port: int) -> None:
+    console.print(
+        f"production endpoint: http://127.0.0.1:{port}   (try: curl -s -X POST http://127.0.0.1:{port}/invocations -H 'content-type: application/json' -d '{{\"dataframe_records\": [{_json(SAMPLE)}]}}')"
+    )
+    for d in adapters.store.deployments(PROJECT):
+        console.print(
+            f"  {d.environment:<10} {d.version:<12} {d.role:<8} {d.weight:>3}%  {d.endpoint}"
+        )
+    console.print(f"state and metadata: {state}  (SQLite: {adapters.state.database})")
+    console.print(f"logs: {state / 'runs' / PROJECT}")
+    console.print(
+        f"look around: shipyard status --state {state}; shipyard envs --state {state}; shipyard rollback --state {state}"
+    )
 
 
 def _copy_example(repo: Path) -> int:

@@ -1,9 +1,10 @@
 """The processes Shipyard starts, and whether one is still there.
 
-Every stage command, model server and gateway is recorded in the ``processes`` table with its
-owner (the identity of the Shipyard process that started it, which holds a lease while it
-lives) and its start time, so a restarted server or `shipyard down` can find what a dead one
-left and never mistakes a reused pid for it (ARCHITECTURE.md 7).
+Every stage command, model server, gateway and background `shipyard server` (the demo's) is
+recorded in the ``processes`` table with its owner (the identity of the Shipyard process that
+started it, which holds a lease while it lives) and its start time, so a restarted server or
+`shipyard down` can find what a dead one left and never mistakes a reused pid for it
+(ARCHITECTURE.md 7).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ProcessKind(StrEnum):
     COMMAND = "command"  # a stage command and its process group; dies with its run
     MODEL_SERVER = "model-server"  # outlives its run while its deployment is wanted
     GATEWAY = "gateway"
+    SERVER = "server"  # a `shipyard server` started in the background; runs until `down`
 
 
 def pid_alive(pid: int) -> bool:

@@ -253,11 +253,18 @@ def demo(
         Path | None,
         typer.Option("--dir", help="Folder for the demo (default: a new temporary one)."),
     ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="Port of the demo's server and dashboard (default: a free one)."
+        ),
+    ] = None,
 ) -> None:
-    """Take the iris example from a commit to live, then a second version through a canary."""
+    """Take the iris example from a commit to live, then a second version through a canary,
+    driven by a `shipyard server` whose dashboard stays up to look at."""
     from shipyard.demo import run_demo
 
-    raise typer.Exit(run_demo(console, where, keep=keep))
+    raise typer.Exit(run_demo(console, where, keep=keep, port=port))
 
 
 artifacts.register(app)

@@ -22,6 +22,7 @@ from shipyard.server.api import (
     runs,
     tokens,
 )
+from shipyard.server.dashboard.timing import ServerTiming
 from shipyard.services import Services
 
 __all__ = ["create_app"]
@@ -49,6 +50,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(approvals.router)
     app.include_router(notifications.router)
     dashboard.mount(app)
+    app.add_middleware(ServerTiming, skip=(*MACHINE_PATHS, "/static/"))
     return app
 
 

@@ -22,6 +22,7 @@ from shipyard.config.schema import GateConfig, ProjectConfig, duration_text
 from shipyard.domain import ApprovalStatus, Gate, Status, TokenRole
 from shipyard.errors import Conflict, Forbidden, InvalidInput, NotFound, ShipyardError
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.services.cache import ViewCache
 from shipyard.services.runs import Runs
 from shipyard.services.views import View
 from shipyard.store import Store, current_actor
@@ -73,6 +74,7 @@ class Approvals:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
         self.store: Store = adapters.store
+        self.views = ViewCache(adapters.store)  # the inbox, until the store changes
 
     # -- the stage's side ----------------------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Approvals:
 
     def pending(self, project: str | None = None) -> list[ApprovalView]:
         """The inbox: requests whose run waits for them, oldest first."""
+        return list(self.views.get(("pending", project), lambda: self._pending(project)))
+
+    def _pending(self, project: str | None) -> list[ApprovalView]:
         with self.store.session() as s:
             query = (
                 select(Approval, Project.name, Run.number)

@@ -18,6 +18,7 @@ from itertools import groupby
 from shipyard.adapters import Adapters
 from shipyard.domain import RELEASE_REPOSITORY, Role
 from shipyard.errors import InvalidInput
+from shipyard.services.cache import ViewCache
 from shipyard.services.views import View
 from shipyard.store.models import Deployment
 
@@ -66,12 +67,18 @@ class EnvironmentView(View):
 class Deployments:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
+        # The rows until the store changes (every deployment change is an event); health is
+        # asked of the runtime on each read, since a process can die without one.
+        self.rows = ViewCache(adapters.store)
 
     def list(
         self, project: str | None = None, environment: str | None = None
     ) -> list[DeploymentView]:
         """The deployments meant to run (starting or ready), oldest first."""
-        rows = self.adapters.store.deployments(project, environment)
+        rows = self.rows.get(
+            ("deployments", project, environment),
+            lambda: tuple(self.adapters.store.deployments(project, environment)),
+        )
         return [self._view(row) for row in rows]
 
     def environments(self, project: str | None = None) -> builtins.list[EnvironmentView]:

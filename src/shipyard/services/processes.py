@@ -7,6 +7,8 @@ is dead once it holds no lease. What it left is then settled by one rule:
   that stage, which runs again from its start);
 * a model server or gateway that serves a deployment still wanted (state ``ready``) is
   adopted: the new owner keeps it, and the reconciler restarts it should it die;
+* a `shipyard server` started in the background (by `shipyard demo`) is adopted while it runs:
+  it was started to outlive its starter, and only `shipyard down` stops it;
 * anything else is stopped.
 """
 
@@ -61,10 +63,12 @@ class Processes:
         return settled
 
     def down(self, project: str | None = None) -> Down:
-        """Stop every deployment and gateway (of one project), then every recorded process
-        still running (of that project), including what a killed run or server left."""
+        """Stop the background servers (unless for one project) first, so none starts a run or
+        a deployment anew; then every deployment and gateway (of one project), then every
+        recorded process still running (of that project), including what a killed run or
+        server left."""
+        done = [] if project is not None else self._stop_servers()
         rows = deploy.stop_all(self.adapters, project)
-        done = []
         for row in self.book.open_rows():
             if project is not None and row.project != project:  # its servers: stop_all above
                 continue
@@ -78,6 +82,13 @@ class Processes:
             environments=len({(d.project, d.environment) for d in rows}),
             processes=done,
         )
+
+    def _stop_servers(self) -> list[ProcessView]:
+        stopped = []
+        for row in self.book.open_rows():
+            if row.kind == ProcessKind.SERVER and self.book.stop(row, "shipyard down"):
+                stopped.append(_view(row, Settled.STOPPED))
+        return stopped
 
     def running_commands(self, run_id: int) -> Sequence[OwnedProcess]:
         """The run's stage commands still running (a dead driver's, until they are killed)."""
@@ -99,7 +110,10 @@ class Processes:
         return _view(row, Settled.KILLED if row.kind == ProcessKind.COMMAND else Settled.STOPPED)
 
     def _wanted(self, row: OwnedProcess) -> bool:
-        """A model server of a ready deployment, or the gateway of an environment with one."""
+        """A background server; a model server of a ready deployment, or the gateway of an
+        environment with one."""
+        if row.kind == ProcessKind.SERVER:
+            return True
         ready = [d for d in self.adapters.store.deployments() if d.state == "ready"]
         if row.kind == ProcessKind.MODEL_SERVER:
             return any(d.pid == row.pid for d in ready)

@@ -26,6 +26,7 @@ from shipyard.config.loader import parse_config
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.secretbox import SecretBox
 from shipyard.services import registration
+from shipyard.services.cache import ViewCache
 from shipyard.services.runs import CONFIG_FILE, Runs
 from shipyard.services.views import RunView, View
 from shipyard.store.models import Project, Run, WebhookDelivery
@@ -101,6 +102,7 @@ class Projects:
     def __init__(self, adapters: Adapters, runs: Runs) -> None:
         self.adapters, self.store, self.runs = adapters, adapters.store, runs
         self.box = SecretBox(adapters.state.secrets_key)
+        self.views = ViewCache(adapters.store)  # reads until the store changes
 
     def add(
         self,
@@ -145,11 +147,15 @@ class Projects:
 
     def list(self, *, every: bool = False) -> list[ProjectView]:
         """The registered projects; with ``every``, also those only ever run from a CLI."""
-        with self.store.session() as s:
-            query = select(Project).order_by(Project.name)
-            if not every:
-                query = query.where(Project.registered)
-            return [ProjectView.of(row) for row in s.scalars(query)]
+
+        def read() -> list[ProjectView]:
+            with self.store.session() as s:
+                query = select(Project).order_by(Project.name)
+                if not every:
+                    query = query.where(Project.registered)
+                return [ProjectView.of(row) for row in s.scalars(query)]
+
+        return list(self.views.get(("projects", every), read))
 
     def get(self, name: str) -> ProjectView:
         with self.store.session() as s:

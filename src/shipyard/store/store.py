@@ -544,17 +544,19 @@ class Store:
         running_only: bool = True,
     ) -> Sequence[Deployment]:
         with self.session() as s:
-            query = select(Deployment).order_by(Deployment.id)
+            # Their artifacts in one more query, not one each: callers read them detached.
+            query = (
+                select(Deployment)
+                .options(selectinload(Deployment.artifact))
+                .order_by(Deployment.id)
+            )
             if project:
                 query = query.where(Deployment.project == project)
             if environment:
                 query = query.where(Deployment.environment == environment)
             if running_only:
                 query = query.where(Deployment.state.in_(["starting", "ready"]))
-            rows = s.scalars(query).all()
-            for row in rows:
-                _ = row.artifact
-            return rows
+            return s.scalars(query).all()
 
     def save_deployment(self, deployment: Deployment, action: str) -> Deployment:
         with self.session() as s:
