@@ -15,6 +15,7 @@ from .conftest import PHONE, Dashboard, serious_violations
 def test_sign_in_with_a_token_then_out(page: Page, dashboard: Dashboard) -> None:
     page.goto(f"{dashboard.url}/projects")
     expect(page).to_have_url(f"{dashboard.url}/login?next=/projects")
+    assert serious_violations(page) == []  # the sign-in page itself
     page.get_by_label("API token").fill("shy_wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
