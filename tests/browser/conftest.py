@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, against a real
 `shipyard server` on 127.0.0.1.
 
-One Chromium per test process (session scope); each test gets a fresh browser context (its own
+One Chromium per test module; each test gets a fresh browser context (its own
 cookies) and a server on its own state directory. ``make test`` installs the `chromium` package
 when it is missing and it runs as root; Playwright's own browser download is never used.
 Screenshots go to ``$SHIPYARD_SCREENSHOTS`` when it is set (``make screenshots`` sets it to
@@ -42,13 +42,15 @@ PHONE = {"width": 390, "height": 844}
 WIDE = {"width": 1440, "height": 900}
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in this thread while it
+# is open, and a later test's asyncio.run() in the same process would find it running.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
