@@ -17,6 +17,7 @@ from shipyard.artifacts.catalog import Catalog, Listed
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, TokenRole
 from shipyard.errors import Forbidden, NotFound
 from shipyard.services.audit import EventView
+from shipyard.services.cache import ViewCache
 from shipyard.services.views import View
 from shipyard.store.models import Artifact
 
@@ -157,6 +158,7 @@ class Artifacts:
     def __init__(self, adapters: Adapters) -> None:
         self.adapters = adapters
         self.catalog = Catalog(adapters.store)
+        self.views = ViewCache(adapters.store)  # pages, until the store changes
 
     def search(
         self,
@@ -183,7 +185,23 @@ class Artifacts:
         limit: int = 50,
     ) -> ArtifactPage:
         """One page of ``search``'s results, each with its release signatures checked against
-        the keys this Shipyard trusts (read once for the page), and how many matched."""
+        the keys this Shipyard trusts (read once for the page), and how many matched. Kept
+        until the store changes: checking fifty signatures is the page's main cost."""
+        key = ("page", name, repository, version, tuple(sorted((properties or {}).items())))
+        return self.views.get(
+            (*key, offset, limit),
+            lambda: self._page(name, repository, version, properties, offset, limit),
+        )
+
+    def _page(
+        self,
+        name: str | None,
+        repository: str | None,
+        version: str | None,
+        properties: Mapping[str, str] | None,
+        offset: int,
+        limit: int,
+    ) -> ArtifactPage:
         found = self._search(name, repository, version, properties)
         window = found[offset : offset + limit]
         trusted = self._keys().trusted_keys()
