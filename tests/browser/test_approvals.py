@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from shipyard.domain import Gate, Status, TokenRole
 from shipyard.services import Services
+from shipyard.services.runs import run_lease
 
 from ..server.queue_projects import commit, loosen_release_policy, wait_for, write_project
 from ..server.test_dashboard_approvals import parked
@@ -146,9 +147,14 @@ def test_a_new_request_appears_live_and_a_reason_being_typed_survives_the_refres
     reason = page.get_by_label(re.compile("Reason for tiny #1"))
     reason.fill("half a senten")
     services = parked_run.services()
+    # The server's workers claim a queued run at once; held by this test as a driving worker
+    # holds it, run #2 goes from created to parked without a worker taking it first.
+    lease = services.adapters.leases.hold(run_lease("tiny", 2), "test-driver")
+    assert lease is not None
     try:
         assert parked(services, "tiny", Gate.RELEASE) == 2
     finally:
+        lease.release()
         services.adapters.store.close()
     expect(page.locator("#approval-tiny-2-release")).to_be_visible()  # no reload
     expect(page.get_by_label(re.compile("Reason for tiny #1"))).to_have_value("half a senten")
