@@ -82,7 +82,9 @@ CANARY = """canary:
   traffic: {rate: 60}
   analysis:
     error_rate: {max: 0.02}
-    latency: {max_increase: 1.0}
+    # The injected slow fault adds 100 ms to a p95 of 5-10 ms (over +1000%); +400% leaves room
+    # for a loaded CI machine, where a healthy canary's p95 has measured 4x the stable's.
+    latency: {max_increase: 4.0}
     # Stable and canary are genuinely different models (C=1.0 and C=0.5) that disagree on
     # borderline flowers; a window of a few dozen requests has shown PSI 0.66 between them.
     # A collapse to one class measures PSI ~6.
