@@ -29,30 +29,14 @@ from shipyard.store import acting_as
 from shipyard.store.models import Rollout
 from shipyard.wiring import open_adapters
 
+from ..e2e.test_canary_rollback import FAULT
 from .conftest import PHONE, Dashboard, serious_violations, start_dashboard
 
 LIVE_WITHIN_MS = 1000  # the issue's bound: a change shows within a second
+
+
 # A production-only fault that shows under the canary's probe traffic: staging, QA and the
 # warm-up prediction pass, then about a third of the canary's answers are errors.
-FAULT = """
-import os
-import random
-
-_predict = Model.predict
-
-
-def _faulty(self, records):
-    self._calls = getattr(self, "_calls", 0) + 1
-    production = os.environ.get("SHIPYARD_ENVIRONMENT") == "production"
-    if production and self._calls > 1 and random.random() < 0.3:
-        raise RuntimeError("injected fault")
-    return _predict(self, records)
-
-
-Model.predict = _faulty
-"""
-
-
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
