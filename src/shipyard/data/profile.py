@@ -111,7 +111,8 @@ def bin_edges(values: pd.Series) -> list[float]:
     import numpy as np
 
     quantiles = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
-    return [float(edge) for edge in np.unique(np.quantile(values, quantiles))]
+    edges = np.unique(np.quantile(values, quantiles))
+    return sorted({float(f"{edge:.10g}") for edge in edges})  # 6.14, not 6.140000000000001
 
 
 def bin_counts(values: pd.Series, edges: list[float]) -> list[int]:

@@ -53,8 +53,8 @@ class DataReport:
         if self.live.train is None:
             return [f"the live release {self.live.version} has no training data profile"]
         limit = self.config.drift.psi_max
-        against = f"against the live release {self.live.version}"
-        return [f"drift {against}: {item.sentence(limit)}" for item in self.drift]
+        heading = f"drift of {self.config.train} against the live release {self.live.version}:"
+        return [heading, *(f"  {item.sentence(limit)}" for item in self.drift)]
 
     def drifted(self) -> list[str]:
         """A sentence per feature past ``psi_max``, naming its PSI and the limit."""
