@@ -127,7 +127,7 @@ def test_int_columns_refuse_fractions(tmp_path: Path) -> None:
     code = project(tmp_path, "n,y\n1,a\n2.5,b\n3,c\n")
     rules = config(RULES.split("  label:")[0] + "  columns:\n    n: {dtype: int}\n")
     assert problems(code, rules) == [
-        'data/train.csv: column n: expected int, found float (2.5, row 2)'
+        "data/train.csv: column n: expected int, found float (2.5, row 2)"
     ]
 
 

@@ -42,7 +42,10 @@ def write_data(repo: Path, *, shift: float = 0.0, gate: bool = False, port: int)
     rng = np.random.default_rng(7)
     x = rng.normal(50 + shift, 10, 200)
     colours = rng.choice(["red", "green"], 200)
-    lines = ["x,colour,y", *(f"{v:.3f},{c},{i % 2}" for i, (v, c) in enumerate(zip(x, colours)))]
+    lines = [
+        "x,colour,y",
+        *(f"{v:.3f},{c},{i % 2}" for i, (v, c) in enumerate(zip(x, colours, strict=True))),
+    ]
     (repo / "data").mkdir(exist_ok=True)
     (repo / "data" / "train.csv").write_text("\n".join(lines) + "\n")
     config = (repo / "shipyard.yaml").read_text() + DATA.format(gate=str(gate).lower())
