@@ -98,15 +98,20 @@ def _broken(check: str, cases: pd.DataFrame, rule: ColumnRule) -> str:
     where = _rows(cases)
     value = _shown(first["failure_case"])
     if check == "min":
-        return f"value {value} is below min {rule.min:g}{where}"
+        return f"value {value} is below min {_limit(rule.min)}{where}"
     if check == "max":
-        return f"value {value} is above max {rule.max:g}{where}"
+        return f"value {value} is above max {_limit(rule.max)}{where}"
     if check == "allowed":
         allowed = ", ".join(_shown(item) for item in rule.allowed or [])
         return f"value {value} is not one of the allowed values ({allowed}){where}"
     if check == "not_nullable":
         return f"a value is missing, and not_null is set{where}"
     return f"failed {check} with {value}{where}"
+
+
+def _limit(number: float | None) -> str:
+    """A limit as written: 10 for 10.0, 1000000 rather than 1e+06."""
+    return str(int(number)) if number is not None and number.is_integer() else str(number)
 
 
 def _wrong_type(series: pd.Series, rule: ColumnRule, name: str, column: str) -> str:

@@ -62,7 +62,7 @@ def write_input_schema(ctx: RunContext, data: DataReport | None) -> None:
 
 
 def data_info(ctx: RunContext, data: DataReport | None) -> dict[str, Any]:
-    """The build-info's ``data``: every file under data/ by digest, the profile and drift."""
+    """The build-info's ``data``: the data files by digest, their profiles and the drift."""
     files = {
         str(path.relative_to(ctx.code_dir)): digest_of(path).digest for path in _data_files(ctx)
     }
@@ -76,7 +76,10 @@ def data_summary(data: DataReport) -> dict[str, Any]:
 
 
 def _data_files(ctx: RunContext) -> list[Path]:
+    """The files under data/, and the configured data files wherever they are."""
     data_dir = ctx.code_dir / "data"
-    return (
-        sorted(path for path in data_dir.rglob("*") if path.is_file()) if data_dir.is_dir() else []
-    )
+    found = {path for path in data_dir.rglob("*") if path.is_file()} if data_dir.is_dir() else set()
+    config = ctx.config.data
+    named = [config.train, config.holdout] if config else []
+    found |= {ctx.code_dir / name for name in named if name and (ctx.code_dir / name).is_file()}
+    return sorted(found)
