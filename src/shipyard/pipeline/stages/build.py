@@ -12,8 +12,15 @@ from typing import Any
 
 from shipyard.artifacts.archive import pack
 from shipyard.artifacts.local import digest_of
+from shipyard.data import DataReport
 from shipyard.errors import StageFailed
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.pipeline.stages.training_data import (
+    check_data,
+    data_info,
+    data_summary,
+    write_input_schema,
+)
 from shipyard.runtime.interface import SERVING_REQUIREMENTS
 from shipyard.store import current_actor
 
@@ -21,6 +28,7 @@ from shipyard.store import current_actor
 def build(ctx: RunContext) -> StageOutcome:
     ctx.workspace = _workspace(ctx)
     lock_file = _lock_file(ctx)
+    data = check_data(ctx)  # before the environment and training: a bad file fails at once
     ctx.say("build", f"preparing the Python {ctx.config.python} environment from {lock_file.name}")
     ctx.env = ctx.adapters.executor.python_env(lock_file, ctx.config.python, SERVING_REQUIREMENTS)
     how = "reused from the cache" if ctx.env.reused else "created"
@@ -41,7 +49,8 @@ def build(ctx: RunContext) -> StageOutcome:
             hint=f"Save the model under the folder in $SHIPYARD_MODEL_DIR ({ctx.model_dir}).",
         )
 
-    ctx.build_info = _build_info(ctx, lock_file, train_seconds)
+    write_input_schema(ctx, data)
+    ctx.build_info = _build_info(ctx, lock_file, train_seconds, data)
     packed = pack(
         ctx.run_dir,
         model_dir=ctx.model_dir,
@@ -61,6 +70,7 @@ def build(ctx: RunContext) -> StageOutcome:
         env_reused=ctx.env.reused,
         env_seconds=round(ctx.env.seconds, 3),
         train_seconds=round(train_seconds, 3),
+        **({"data": data_summary(data)} if data else {}),
     )
 
 
@@ -83,7 +93,9 @@ def _lock_file(ctx: RunContext) -> Path:
     return lock_file
 
 
-def _build_info(ctx: RunContext, lock_file: Path, train_seconds: float) -> dict[str, Any]:
+def _build_info(
+    ctx: RunContext, lock_file: Path, train_seconds: float, data: DataReport | None = None
+) -> dict[str, Any]:
     trained = _read_json(ctx.model_dir / "metrics.json")
     return {
         "name": ctx.project,
@@ -94,7 +106,7 @@ def _build_info(ctx: RunContext, lock_file: Path, train_seconds: float) -> dict[
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "lock": {"file": ctx.config.install, "digest": _sha256(lock_file)},
-        "data": {str(path.relative_to(ctx.code_dir)): _sha256(path) for path in _data_files(ctx)},
+        "data": data_info(ctx, data),
         "params": trained.get("params", {}),
         "metrics": trained.get("metrics", {}),
         "model": {
@@ -105,13 +117,6 @@ def _build_info(ctx: RunContext, lock_file: Path, train_seconds: float) -> dict[
         },
         "train_seconds": round(train_seconds, 3),
     }
-
-
-def _data_files(ctx: RunContext) -> list[Path]:
-    data_dir = ctx.code_dir / "data"
-    return (
-        sorted(path for path in data_dir.rglob("*") if path.is_file()) if data_dir.is_dir() else []
-    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
