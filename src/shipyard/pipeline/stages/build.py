@@ -14,6 +14,7 @@ from shipyard.artifacts.archive import pack
 from shipyard.artifacts.local import digest_of
 from shipyard.errors import StageFailed
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.pipeline.stages.repository import release_statement
 from shipyard.runtime.interface import SERVING_REQUIREMENTS
 from shipyard.store import current_actor
 
@@ -104,6 +105,7 @@ def _build_info(ctx: RunContext, lock_file: Path, train_seconds: float) -> dict[
             "name": ctx.config.model_name,
         },
         "train_seconds": round(train_seconds, 3),
+        **release_statement(ctx.config),
     }
 
 
