@@ -13,6 +13,7 @@ from typing import Any
 from shipyard.artifacts.archive import pack
 from shipyard.artifacts.local import digest_of
 from shipyard.errors import StageFailed
+from shipyard.pipeline import preflight
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.pipeline.stages.repository import release_statement
 from shipyard.runtime.interface import SERVING_REQUIREMENTS
@@ -20,6 +21,7 @@ from shipyard.store import current_actor
 
 
 def build(ctx: RunContext) -> StageOutcome:
+    preflight.before_build(ctx)  # a port taken since the trigger fails here, not at go-live
     ctx.workspace = _workspace(ctx)
     lock_file = _lock_file(ctx)
     ctx.say("build", f"preparing the Python {ctx.config.python} environment from {lock_file.name}")
