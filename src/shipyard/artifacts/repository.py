@@ -6,12 +6,13 @@ bytes. A version names one digest forever (the store refuses a second digest, ev
 which is what makes ``release`` immutable.
 
 Promotion applies the target repository's policy (:mod:`shipyard.artifacts.policy`; for
-``release``, with the project's own signed statement) to the artifact's stage results, and promotion into an immutable repository signs the artifact
-before the ref exists, so a release ref never appears unsigned. Materializing is the way back
-to files, and every deployment goes through it: the signature is verified (for an artifact in
-an immutable repository), the blob fetched checking its digest, unpacked, and a marker left
-recording every file (:mod:`shipyard.artifacts.deployed`), so the next call for the same digest
-reuses the tree only after checking each file against that record.
+``release``, with the project's own signed statement) to the artifact's stage results, and
+promotion into an immutable repository signs the artifact before the ref exists, so a release
+ref never appears unsigned. Materializing is the way back to files, and every deployment
+goes through it: the signature is verified (for an artifact in an immutable repository), the
+blob fetched checking its digest, unpacked, and a marker left recording every file
+(:mod:`shipyard.artifacts.deployed`), so the next call for the same digest reuses the tree only
+after checking each file against that record.
 
 Names and versions end up in paths (deployment folders, URLs), so they are checked here
 against a small documented character set before anything else sees them.
@@ -297,7 +298,10 @@ def _skipped_hint(result: PromotionResult, skipped: list[str]) -> str:
         ' --reason "..."`'
     )
     if result.target != RELEASE_REPOSITORY:
-        return f"A skipped stage counts as not passed. If {result.target!r} may take it anyway, say so: {loosen}."
+        return (
+            "A skipped stage counts as not passed. If"
+            f" {result.target!r} may take it anyway, say so: {loosen}."
+        )
     kept = [c.stage for c in result.decision.checks if c.stage not in skipped]
     return (
         f"A skipped stage counts as not passed. A project that has no {' or '.join(skipped)}"

@@ -57,13 +57,9 @@ class CommitFiles:
         A ``data`` file must also hold data: not be empty, nor a Git LFS pointer to it.
         """
         found = self._blob(posixpath.normpath(path), _MAX_LINKS)
-        if isinstance(found, str) or not data:
-            return found if isinstance(found, str) else None
-        if found.size == 0:
-            return "is empty"
-        if found.size is not None and found.size < _POINTER_SIZE and self._pointer(found.path):
-            return "is a Git LFS pointer: the commit holds a reference, not the data"
-        return None
+        if isinstance(found, str):
+            return found
+        return self._not_data(found) if data else None
 
     def _blob(self, path: str, links: int) -> _Blob | str:
         """The file ``path`` leads to, symlinks followed; or what is wrong with it."""
@@ -83,8 +79,15 @@ class CommitFiles:
             return f"is a folder in commit {self.sha[:12]}, not a file"
         return _Blob(path, entry.size)
 
-    def _pointer(self, path: str) -> bool:
-        return (show_file(self.repository, self.sha, path) or "").startswith(_LFS_POINTER)
+    def _not_data(self, blob: _Blob) -> str | None:
+        if blob.size == 0:
+            return "is empty"
+        small = blob.size is not None and blob.size < _POINTER_SIZE
+        if small and (show_file(self.repository, self.sha, blob.path) or "").startswith(
+            _LFS_POINTER
+        ):
+            return "is a Git LFS pointer: the commit holds a reference, not the data"
+        return None
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,9 @@ def _holder(adapters: Adapters, project: str, environment: str, port: int) -> st
     held by the environment's own gateway (a project already live runs again)."""
     if _free(port) or _gateway_on(adapters, project, environment, port):
         return None
-    for deployment in adapters.store.deployments():
-        other = (deployment.project, deployment.environment)
-        if other != (project, environment) and _gateway_on(adapters, *other, port):
+    deployed = {(d.project, d.environment) for d in adapters.store.deployments()}
+    for other in sorted(deployed - {(project, environment)}):
+        if _gateway_on(adapters, *other, port):
             return f"this Shipyard's gateway of {other[0]}/{other[1]}"
     return "another program"
 
