@@ -192,16 +192,15 @@ class Projects:
         return self.box.open(sealed)
 
     def run(
-        self,
-        name: str,
-        ref: str,
-        *,
-        trigger: str = "api",
-        branch: str | None = None,
-        record_refusal: bool = False,
+        self, name: str, ref: str, *, trigger: str = "api", branch: str | None = None
     ) -> RunView:
-        """Fetch ``ref`` (a branch, tag or full sha) of the project's remote and queue a run
-        (``record_refusal``: see ``Runs.queue``)."""
+        """Fetch ``ref`` (a branch, tag or full sha) of the project's remote and queue a run."""
+        return self._fetch_and_queue(name, ref, trigger, branch, record_refusal=False)
+
+    def _fetch_and_queue(
+        self, name: str, ref: str, trigger: str, branch: str | None, *, record_refusal: bool
+    ) -> RunView:
+        """``run``; with ``record_refusal`` (see ``Runs.queue``) for pushes nobody watches."""
         project = self.get(name)
         assert project.remote is not None  # registered projects have one
         # The state's mirror, not ``repository``: a local `shipyard run` in a checkout of the
@@ -235,7 +234,7 @@ class Projects:
                 return HookResult(status=HookStatus.DUPLICATE, run=number)
         try:
             # Nobody waits at a terminal for a push: a refusal is recorded as a failed run.
-            run = self.run(name, sha, trigger=trigger, branch=branch, record_refusal=True)
+            run = self._fetch_and_queue(name, sha, trigger, branch, record_refusal=True)
         except BaseException:
             if delivery is not None:
                 self._unclaim(trigger, delivery)  # a redelivery of it may try again
