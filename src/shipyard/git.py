@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.errors import GitError, InvalidInput
 
 __all__ = [
+    "TreeEntry",
     "fetch_commit",
     "hooks_dir",
     "is_full_sha",
@@ -23,6 +25,7 @@ __all__ = [
     "repository_root",
     "resolve_commit",
     "show_file",
+    "tree_entry",
 ]
 
 _FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -91,6 +94,31 @@ def show_file(repository: Path, sha: str, path: str) -> str | None:
         return _git(repository, "show", f"{sha}:{path}")
     except GitError:
         return None
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One path of a commit's tree, as ``git ls-tree -l`` lists it."""
+
+    mode: str  # 100644, 100755, 120000 (a symlink), 040000 (a folder), 160000 (a submodule)
+    kind: str  # blob, tree or commit
+    size: int | None  # bytes of a blob; None for the others
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.mode == "120000"
+
+
+def tree_entry(repository: Path, sha: str, path: str) -> TreeEntry | None:
+    """What ``path`` is in commit ``sha``, without checking it out; None when it is not there."""
+    listed = _git(repository, "--literal-pathspecs", "ls-tree", "-l", "-z", sha, "--", path)
+    listed = listed.split("\0")[0]
+    head, _, name = listed.partition("\t")
+    fields = head.split()
+    if name != path or len(fields) != 4:
+        return None  # absent (or, for "dir/", the folder's content rather than the folder)
+    mode, kind, _object, size = fields
+    return TreeEntry(mode, kind, int(size) if size.isdigit() else None)
 
 
 def is_full_sha(text: str) -> bool:

@@ -9,11 +9,15 @@ import pytest
 
 from shipyard.adapters import Adapters
 from shipyard.artifacts.catalog import Catalog
+from shipyard.artifacts.properties import stage_properties
+from shipyard.artifacts.repository import record_result
+from shipyard.artifacts.signing import KeyFile
 from shipyard.config.loader import parse_config
 from shipyard.domain import Status
 from shipyard.errors import Conflict
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.pipeline.stages.repository import publish, release
+from shipyard.services import Services
 from shipyard.wiring import open_adapters
 
 from .conftest import Tree
@@ -103,4 +107,54 @@ def test_release_refuses_a_run_whose_qa_was_skipped(
     ) as caught:
         release(ctx)
     assert "--allow-skipped qa" in (caught.value.hint or "")
+    assert not adapters.store.in_repository("release", "iris", ctx.version)
+
+
+STATEMENT = {"requires": ["analyze"], "waived": ["test", "qa"]}
+NO_TESTS = {
+    "test": StageOutcome.skipped("no `test:` section in shipyard.yaml"),
+    "analyze": StageOutcome.passed("ok"),
+    "qa": StageOutcome.skipped("no `qa:` section in shipyard.yaml"),
+}
+
+
+def test_a_promotion_by_hand_applies_the_statement_signed_with_the_build(
+    adapters: Adapters, tree: Tree, tmp_path: Path
+) -> None:
+    ctx = context(adapters, tree, tmp_path, NO_TESTS)
+    ctx.build_info["release"] = STATEMENT  # as the build stage writes it from release.requires
+    publish(ctx)
+    artifact = adapters.store.get_artifact("iris", ctx.version)
+    assert artifact.build_info["release"] == STATEMENT
+    attestation = next(
+        a for a in Catalog(adapters.store).attestations(artifact) if a.subject == "build"
+    )
+    assert attestation.fields()["release"] == STATEMENT  # signed with the build
+    keys = KeyFile.resolve(adapters.state.signing_key)
+    record_result(adapters.store, artifact, "qa", stage_properties("qa", "skipped", {}), keys)
+
+    view = Services(adapters).artifacts.promote("iris", ctx.version)
+    assert view.promoted
+    stated = "project states none: release.requires [analyze]"
+    assert view.summary == f"run #1: test skipped ({stated}), analyze passed, qa skipped ({stated})"
+    assert [c.verdict for c in view.checks] == [
+        "project states none",
+        "passed",
+        "project states none",
+    ]
+    event = next(e for e in adapters.store.events("iris:") if e.action == "artifact.promoted")
+    assert stated in event.detail["reason"]
+
+
+def test_a_statement_written_into_the_stored_build_info_afterwards_does_not_count(
+    adapters: Adapters, tree: Tree, tmp_path: Path
+) -> None:
+    ctx = context(adapters, tree, tmp_path, NO_TESTS)
+    publish(ctx)  # built without a statement
+    adapters.store.update_build_info("iris", ctx.version, release=STATEMENT)
+    with pytest.raises(
+        Conflict, match=r"refuses iris:1-1a2b3c4: test skipped, qa skipped"
+    ) as caught:
+        release(ctx)
+    assert "`release: {requires: [analyze]}`" in (caught.value.hint or "")
     assert not adapters.store.in_repository("release", "iris", ctx.version)

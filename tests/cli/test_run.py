@@ -7,6 +7,7 @@ it read the state it left with the report commands, as a user would.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,24 @@ def test_a_shipyard_yaml_over_the_size_limit_is_refused_before_the_run_exists(
     sha = git(repo, "rev-parse", "HEAD")
     text = squeeze(done.stderr)
     assert f"shipyard.yaml at {sha[:12]}:1: the file is larger than {MAX_BYTES} bytes" in text
+    assert not (state / "runs").exists()  # no run, no workspace, no build
+
+
+def test_a_production_port_another_program_holds_is_refused_before_the_run_exists(
+    shipyard: Shipyard, git_repo: GitRepo, state: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = TINY_CONFIG + f"environments:\n  production: {{port: {port}}}\n"
+        repo = git_repo(**{"shipyard.yaml": config, "m.py": TINY_MODEL, "requirements.txt": ""})
+        done = shipyard("run", repo, "--state", state)
+    assert done.returncode == 2
+    text = squeeze(done.stderr)
+    assert f"Port {port} of environments.production is in use by another program" in text
+    assert "set environments.production.port in shipyard.yaml to a free port" in text
+    assert "next: Fix them and run again; nothing was queued." in text
     assert not (state / "runs").exists()  # no run, no workspace, no build
 
 

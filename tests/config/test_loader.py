@@ -50,6 +50,12 @@ BAD_FILES = {
         "data.columns.species",
         "expected no min or max for a str column (numbers only)",
     ),
+    "requires_unconfigured.yaml": (
+        9,
+        "release.requires[1]",
+        "expected only stages this file configures, and there is no `qa:` here; configure qa, "
+        "or leave it out of release.requires to state that the project has none (got 'qa')",
+    ),
 }
 
 
@@ -189,6 +195,8 @@ def test_full_file_loads_every_section() -> None:
     assert config.canary is not None
     assert (config.canary.interval, config.canary.rollback_window) == (0.25, 7200.0)
     assert config.canary.analysis.latency == {"max_increase": 0.2}
+    assert config.release is not None
+    assert config.release.requires == ["test", "analyze", "staging", "qa"]
 
 
 def test_keys_yaml_does_not_read_as_text_are_named_as_written() -> None:

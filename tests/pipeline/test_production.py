@@ -26,6 +26,7 @@ from shipyard.cli.app import app
 from shipyard.controllers import Reconciler
 from shipyard.domain import Status
 from shipyard.pipeline import deploy
+from shipyard.pipeline.context import NullReporter, Reporter
 from shipyard.pipeline.engine import Pipeline
 from shipyard.runtime.local import gateway_pid_on
 
@@ -40,14 +41,30 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def release(repo: Path, adapters: Adapters, *, answer: str, port: int) -> Status:
+def release(
+    repo: Path, adapters: Adapters, *, answer: str, port: int, reporter: Reporter | None = None
+) -> Status:
     """Commit a version that answers ``answer`` and names ``port``, and run it to live."""
     write_project(repo, train=TRAIN.format(answer=answer))
     config = (repo / "shipyard.yaml").read_text()
     (repo / "shipyard.yaml").write_text(f"{config}environments:\n  production:\n    port: {port}\n")
     commit(repo, f"version {answer} on port {port}")
-    pipeline = Pipeline(adapters)
+    pipeline = Pipeline(adapters, reporter or NullReporter())
     return pipeline.execute(pipeline.queue(repo))
+
+
+class TakesPort(NullReporter):
+    """Another program takes ``port`` once the run reaches ``stage``: after the build's
+    preflight found it free, so only the go-live can meet it."""
+
+    def __init__(self, stage: str, port: int) -> None:
+        self.stage, self.port = stage, port
+        self.socket = socket.socket()
+
+    def stage_started(self, stage: str) -> None:
+        if stage == self.stage:
+            self.socket.bind(("127.0.0.1", self.port))
+            self.socket.listen()
 
 
 def answer_on(port: int) -> str:
@@ -144,11 +161,10 @@ def test_a_live_stage_failing_on_a_taken_port_leaves_the_previous_version_servin
     gateway = gateway_pid_on(live_port)
     client = Client(live_port)
     client.start()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
+    taker = TakesPort("staging", free_port())
+    with taker.socket:
         try:
-            status = release(repo, production, answer="2", port=taken.getsockname()[1])
+            status = release(repo, production, answer="2", port=taker.port, reporter=taker)
         finally:
             client.stopped.set()
             client.join(timeout=10)

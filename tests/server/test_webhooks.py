@@ -4,6 +4,7 @@ to the app, a run queued at the pushed sha; and every way a delivery is refused 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from gitrepos import git
+from gitrepos import commit, git
 from shipyard.domain import Status
 from shipyard.server.app import create_app
 from shipyard.server.hooks import MAX_BODY
@@ -20,6 +21,7 @@ from shipyard.services import Services
 from shipyard.wiring import open_adapters
 
 from .forges import (
+    TINY_CONFIG,
     Remote,
     gitea_headers,
     github_headers,
@@ -267,3 +269,36 @@ def test_a_local_run_in_a_checkout_does_not_make_webhooks_fetch_into_it(served: 
     assert git(served.remote.work, "for-each-ref", "refs/shipyard") == ""
     mirror = served.services.adapters.state.mirror("tiny")
     assert git(mirror, "cat-file", "-t", sha) == "commit"
+
+
+def test_a_push_that_would_fail_later_is_answered_and_recorded_as_a_failed_run(
+    served: Served,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        work = served.remote.work
+        config = (
+            TINY_CONFIG.format(name="tiny") + f"environments:\n  production: {{port: {port}}}\n"
+        )
+        (work / "shipyard.yaml").write_text(config)
+        sha = commit(work, "production on a taken port")
+        git(work, "push", "-q", "origin", "HEAD:refs/heads/main")
+        body = push_payload("refs/heads/main", sha)
+        headers = github_headers(body, served.secret)
+        answer = served.client.post("/hooks/github/tiny", content=body, headers=headers)
+        again = served.client.post("/hooks/github/tiny", content=body, headers=headers)
+    sentence = f"Port {port} of environments.production is in use by another program"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "refused" and answer.json()["run"] == 1
+    assert sentence in answer.json()["reason"]
+    assert again.json() == {"status": "duplicate", "run": 1}  # the forge's retry adds nothing
+    run = served.services.runs.get("tiny", 1)
+    assert (run.sha, run.trigger, run.status) == (sha, "github", Status.FAILED)
+    assert run.message is not None and run.message.startswith("refused before it started: ")
+    build = run.stages[0]
+    assert (build.name, build.status) == ("build", Status.FAILED)
+    assert build.message is not None and sentence in build.message
+    assert {stage.status for stage in run.stages[1:]} == {Status.SKIPPED}
+    assert served.services.runs.claim_next("a worker") is None  # nobody will drive it

@@ -3,7 +3,10 @@
 Two kinds of statement, both canonical JSON naming the artifact's name, version and digest:
 
 - the build (``shipyard.build.v1``): this instance's pipeline built these bytes. Signed at
-  publish; it is what lets pickle-based models load (:func:`may_load_pickle`).
+  publish; it is what lets pickle-based models load (:func:`may_load_pickle`). It carries the
+  project's release statement (``release``: the stages it requires and those it states it
+  does not have) when its ``shipyard.yaml`` made one; only a verified one counts
+  (:func:`project_statement`).
 - a stage result (``shipyard.stage-result.v1``): test, analyze or qa ended with this status and
   these figures, exactly the ``<stage>.*`` properties the stage set. Test and analyze run before
   the artifact exists, so their results are signed at publish over its digest; qa's when the
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shipyard.artifacts.interface import SignatureError
+from shipyard.artifacts.policy import ProjectStatement
 from shipyard.artifacts.signing import (
     KeyFile,
     SignatureRecord,
@@ -76,7 +80,9 @@ class Attestation:
 
 
 def build_statement(artifact: Artifact) -> str:
-    return canonical({"type": BUILD_TYPE, **_identity(artifact)}).decode()
+    stated = (artifact.build_info or {}).get("release")
+    extra = {"release": stated} if stated is not None else {}
+    return canonical({"type": BUILD_TYPE, **_identity(artifact), **extra}).decode()
 
 
 def result_statement(artifact: Artifact, stage: str, properties: Mapping[str, str]) -> str:
@@ -228,6 +234,23 @@ def _edited(stage: str, signed: Mapping[str, str], properties: Mapping[str, str]
                 f"{key} is {shown.get(key, 'missing')!r} here but the signed {stage} result"
                 f" says {signed.get(key, 'nothing')!r}: it was changed after {stage} recorded it"
             )
+    return None
+
+
+def project_statement(
+    catalog: Catalog, artifact: Artifact, keys: KeyFile | None
+) -> ProjectStatement | None:
+    """The release statement of a build signature that verifies; None when there is none.
+
+    The build-info row says the same, but a row can be edited: only the signed text counts.
+    """
+    trusted = keys.trusted_keys() if keys is not None else {}
+    for attestation in reversed(catalog.attestations(artifact)):
+        if attestation.subject != BUILD:
+            continue
+        fields = _verified(attestation, artifact, trusted)
+        if fields is not None:
+            return ProjectStatement.from_dict(fields.get("release"))
     return None
 
 

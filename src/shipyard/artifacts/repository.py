@@ -5,13 +5,14 @@ row to a blob digest. Publishing stores the bytes once; promoting adds a row, ne
 bytes. A version names one digest forever (the store refuses a second digest, even after gc),
 which is what makes ``release`` immutable.
 
-Promotion applies the target repository's policy (:mod:`shipyard.artifacts.policy`) to the
-artifact's stage results, and promotion into an immutable repository signs the artifact
-before the ref exists, so a release ref never appears unsigned. Materializing is the way back
-to files, and every deployment goes through it: the signature is verified (for an artifact in
-an immutable repository), the blob fetched checking its digest, unpacked, and a marker left
-recording every file (:mod:`shipyard.artifacts.deployed`), so the next call for the same digest
-reuses the tree only after checking each file against that record.
+Promotion applies the target repository's policy (:mod:`shipyard.artifacts.policy`; for
+``release``, with the project's own signed statement) to the artifact's stage results, and
+promotion into an immutable repository signs the artifact before the ref exists, so a release
+ref never appears unsigned. Materializing is the way back to files, and every deployment
+goes through it: the signature is verified (for an artifact in an immutable repository), the
+blob fetched checking its digest, unpacked, and a marker left recording every file
+(:mod:`shipyard.artifacts.deployed`), so the next call for the same digest reuses the tree only
+after checking each file against that record.
 
 Names and versions end up in paths (deployment folders, URLs), so they are checked here
 against a small documented character set before anything else sees them.
@@ -35,12 +36,13 @@ from shipyard.artifacts.attestations import (
     Evidence,
     evidence,
     own_signer,
+    project_statement,
     sign_build,
     sign_result,
 )
 from shipyard.artifacts.deployed import MARKER, clear_caches, differences, read_marker, write_marker
 from shipyard.artifacts.interface import BlobError, BlobStore, SignatureError
-from shipyard.artifacts.policy import Decision, PromotionPolicy, decide
+from shipyard.artifacts.policy import Decision, PromotionPolicy, decide, effective_policy
 from shipyard.artifacts.signing import KeyFile, Signer, key_id, verify
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY
 from shipyard.errors import Conflict, InvalidInput, NotFound
@@ -188,7 +190,7 @@ def promote(
         raise _no_key(artifact)
     # A lost key is refused before anything else: the results it signed would not verify.
     signer = own_signer(catalog, keys) if repository.immutable and keys and not dry_run else None
-    policy = PromotionPolicy(tuple(repository.require), tuple(repository.allow_skipped))
+    policy = _policy_for(catalog, artifact, target, keys)
     found = evidence(catalog, artifact, policy.require, keys)
     statuses = _overridden(catalog, artifact, found, reason) if override else found.statuses
     decision = decide(policy, statuses, found.source)
@@ -208,6 +210,16 @@ def promote(
     why = f"{reason or 'promotion'} ({decision.summary()})"
     store.record_promotion(artifact, source, target, why)
     return PromotionResult(result.ref, target, True, False, decision, signed_by)
+
+
+def _policy_for(
+    catalog: Catalog, artifact: Artifact, target: str, keys: KeyFile | None
+) -> PromotionPolicy:
+    """The target's policy; for ``release``, with the project's signed statement applied."""
+    policy = catalog.policy(target)
+    if target != RELEASE_REPOSITORY:
+        return policy
+    return effective_policy(policy, project_statement(catalog, artifact, keys))
 
 
 def _overridden(
@@ -268,9 +280,7 @@ def _refused(result: PromotionResult, hint_instead: str | None = None) -> Confli
     failing = ", ".join(f"{c.stage} {c.status}" for c in result.decision.refused)
     skipped = [c.stage for c in result.decision.refused if c.status == "skipped"]
     hint = (
-        f"A skipped stage counts as not passed. If {result.target!r} may take it anyway, say so:"
-        f" `shipyard artifacts policy {result.target} --allow-skipped {','.join(skipped)}"
-        ' --reason "..."`.'
+        _skipped_hint(result, skipped)
         if skipped
         else hint_instead or "Fix what failed and run the pipeline again."
     )
@@ -279,6 +289,24 @@ def _refused(result: PromotionResult, hint_instead: str | None = None) -> Confli
         f" ({result.decision.evidence}; required to pass: "
         f"{', '.join(c.stage for c in result.decision.checks)}).",
         hint=hint,
+    )
+
+
+def _skipped_hint(result: PromotionResult, skipped: list[str]) -> str:
+    loosen = (
+        f"`shipyard artifacts policy {result.target} --allow-skipped {','.join(skipped)}"
+        ' --reason "..."`'
+    )
+    if result.target != RELEASE_REPOSITORY:
+        return (
+            "A skipped stage counts as not passed. If"
+            f" {result.target!r} may take it anyway, say so: {loosen}."
+        )
+    kept = [c.stage for c in result.decision.checks if c.stage not in skipped]
+    return (
+        f"A skipped stage counts as not passed. A project that has no {' or '.join(skipped)}"
+        f" says so in its own shipyard.yaml: `release: {{requires: [{', '.join(kept)}]}}`"
+        f" (for its artifacts only); to let every project skip it: {loosen}."
     )
 
 

@@ -28,10 +28,14 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from shipyard.domain import STAGES
 
 # Segments of lower-case letters and digits joined by one of . _ - (so never "..");
 # at most 63 characters, checked by max_length where the pattern is used.
@@ -492,8 +496,22 @@ class GateConfig(Strict):
         return self
 
 
+# Stages that finish before release, so a promotion can require them (artifacts/policy.py
+# GATEABLE; spelled out from the stage order here, as config does not import the artifacts).
+GATE_STAGES = STAGES[: STAGES.index("release")]
+GateStage = Annotated[str, AfterValidator(_one_of(GATE_STAGES, "stage")), _enum(GATE_STAGES)]
+
+
 class ReleaseConfig(GateConfig):
     """The release stage: promotion into ``release``, after an approval when ``manual``."""
+
+    requires: list[GateStage] | None = Field(
+        default=None,
+        description="Stages that must pass before this project's artifacts enter `release`, "
+        "e.g. [test, analyze, qa]. Leaving out test, analyze or qa states that the project has "
+        "none (only when it does not configure that stage); listing a stage tightens the "
+        "repository's policy. Unset: the `release` repository's policy alone.",
+    )
 
 
 _LatencyCheck = Annotated[
@@ -767,3 +785,41 @@ class ProjectConfig(Strict):
     @property
     def model_name(self) -> str:
         return self.model.name or self.name
+
+    def configured_stages(self) -> tuple[str, ...]:
+        """The stages that run here: build and publish always, the others when configured."""
+        present = {
+            "test": self.test is not None,
+            "analyze": self.analyze is not None,
+            "staging": "staging" in self.environments,
+            "qa": self.qa is not None,
+        }
+        return tuple(stage for stage in GATE_STAGES if present.get(stage, True))
+
+    @model_validator(mode="after")
+    def _requires_what_runs(self) -> ProjectConfig:
+        """A project cannot require a stage it does not run: it would never pass."""
+        requires = self.release.requires if self.release is not None else None
+        configured = self.configured_stages()
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error", _NOT_CONFIGURED, {"stage": stage, "section": _SECTIONS[stage]}
+                ),
+                loc=("release", "requires", index),
+                input=stage,
+            )
+            for index, stage in enumerate(requires or [])
+            if stage not in configured
+        ]
+        if errors:
+            # Raised as a ValidationError so each error points at its list item, not the file.
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+_SECTIONS = {"test": "test:", "analyze": "analyze:", "staging": "environments.staging", "qa": "qa:"}
+_NOT_CONFIGURED = (
+    "expected only stages this file configures, and there is no `{section}` here; configure "
+    "{stage}, or leave it out of release.requires to state that the project has none"
+)

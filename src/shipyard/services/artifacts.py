@@ -100,7 +100,7 @@ class ArtifactDetail(ArtifactView):
 class PolicyCheckView(View):
     stage: str
     status: str  # the stage's status, or "unknown" when there is no record of it
-    verdict: str  # passed, skip allowed by policy, or refused
+    verdict: str  # passed, skip allowed by policy, project states none, or refused
 
 
 class PromotionView(ArtifactView):

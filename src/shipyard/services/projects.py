@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from shipyard import git
 from shipyard.adapters import Adapters
 from shipyard.config.loader import parse_config
+from shipyard.domain import Status
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.secretbox import SecretBox
 from shipyard.services import registration
@@ -45,6 +46,7 @@ class Forge(StrEnum):
 
 class HookStatus(StrEnum):
     QUEUED = "queued"  # a run was queued
+    REFUSED = "refused"  # preflight found what would stop it: the run is recorded as failed
     DUPLICATE = "duplicate"  # this delivery was seen before: nothing new
     IGNORED = "ignored"  # not a push that starts runs (the reason says why)
     PONG = "pong"  # the forge's test delivery
@@ -193,6 +195,12 @@ class Projects:
         self, name: str, ref: str, *, trigger: str = "api", branch: str | None = None
     ) -> RunView:
         """Fetch ``ref`` (a branch, tag or full sha) of the project's remote and queue a run."""
+        return self._fetch_and_queue(name, ref, trigger, branch, record_refusal=False)
+
+    def _fetch_and_queue(
+        self, name: str, ref: str, trigger: str, branch: str | None, *, record_refusal: bool
+    ) -> RunView:
+        """``run``; with ``record_refusal`` (see ``Runs.queue``) for pushes nobody watches."""
         project = self.get(name)
         assert project.remote is not None  # registered projects have one
         # The state's mirror, not ``repository``: a local `shipyard run` in a checkout of the
@@ -202,7 +210,9 @@ class Projects:
         branch = branch or found
         git.fetch_commit(mirror, project.remote, sha, branch)
         _check_config_name(mirror, sha, name)
-        return self.runs.queue(mirror, sha, trigger=trigger, branch=branch)
+        return self.runs.queue(
+            mirror, sha, trigger=trigger, branch=branch, record_refusal=record_refusal
+        )
 
     def push(
         self, name: str, *, trigger: str, ref: str, sha: str, delivery: str | None = None
@@ -223,13 +233,17 @@ class Projects:
             if seen:
                 return HookResult(status=HookStatus.DUPLICATE, run=number)
         try:
-            run = self.run(name, sha, trigger=trigger, branch=branch)
+            # Nobody waits at a terminal for a push: a refusal is recorded as a failed run.
+            run = self._fetch_and_queue(name, sha, trigger, branch, record_refusal=True)
         except BaseException:
             if delivery is not None:
                 self._unclaim(trigger, delivery)  # a redelivery of it may try again
             raise
         if delivery is not None:
             self._settle(trigger, delivery, run.number)
+        if run.status == Status.FAILED:  # the build stage's message has every problem
+            why = run.stages[0].message or run.message
+            return HookResult(status=HookStatus.REFUSED, run=run.number, reason=why)
         return HookResult(status=HookStatus.QUEUED, run=run.number)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -34,13 +34,23 @@ from shipyard.store.models import Project
 from shipyard.store.queue import QueuedRun, RunQueue
 from shipyard.store.store import no_such_run
 
-__all__ = ["CONFIG_FILE", "DEPLOY_TURN", "Runs", "deploy_lease", "run_lease"]
+__all__ = ["CONFIG_FILE", "DEPLOY_TURN", "Runs", "deploy_lease", "preflight_refusal", "run_lease"]
 
 CONFIG_FILE = "shipyard.yaml"
 DEPLOY_TURN = DEPLOY_STAGES[0]  # where a run waits for its deploy turn
 TURN_WAIT = "waiting for "  # how the message of a run parked for its deploy turn begins
 LOG_CHUNK = 64 * 1024  # bytes of a stage log per read
 ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
+
+
+def preflight_refusal(sha: str, problems: list[str]) -> InvalidInput:
+    """The error that refuses a run whose commit would fail later, listing every problem."""
+    count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
+    return InvalidInput(
+        f"Commit {sha[:12]} was not run: {count} would stop it later.\n"
+        + "\n".join(f"- {problem}" for problem in problems),
+        hint="Fix them and run again; nothing was queued.",
+    )
 
 
 def run_lease(project: str, number: int) -> str:
@@ -60,12 +70,24 @@ class Runs:
     # -- queueing and reading ------------------------------------------------------------------
 
     def queue(
-        self, path: Path, ref: str = "HEAD", *, trigger: str = "cli", branch: str | None = None
+        self,
+        path: Path,
+        ref: str = "HEAD",
+        *,
+        trigger: str = "cli",
+        branch: str | None = None,
+        record_refusal: bool = False,
     ) -> RunView:
         """Pin ``ref`` of the repository at ``path`` to its sha, check its config, queue a run.
 
         ``branch`` names the pushed branch when ``ref`` is a bare sha (webhooks, polling).
+        What would stop the run later (``pipeline/preflight.py``: a taken port, a missing
+        install or data file) refuses it here with InvalidInput; with ``record_refusal`` (a
+        push nobody watches: webhooks, polling) the run is recorded instead, failed at build
+        with the same sentences, for the team to see.
         """
+        from shipyard.pipeline import preflight
+
         repository = repository_root(path)
         sha = resolve_commit(repository, ref)
         text = show_file(repository, sha, CONFIG_FILE)
@@ -75,10 +97,21 @@ class Runs:
                 hint="Run `shipyard init`, commit the file, and run again.",
             )
         config = parse_config(text, f"{CONFIG_FILE} at {sha[:12]}")
+        problems = preflight.check(self.adapters, config, preflight.CommitFiles(repository, sha))
+        if problems and not record_refusal:
+            raise preflight_refusal(sha, problems)
         store = self.adapters.store
         store.ensure_project(config.name, str(repository))
         run = store.create_run(config.name, sha, branch or ref, trigger=trigger)
+        if problems:
+            return self._refused(config.name, run.number, problems)
         return self._read(config.name, run.number)
+
+    def _refused(self, project: str, number: int, problems: builtins.list[str]) -> RunView:
+        """A run that preflight stopped: failed at build, with every problem, never claimed."""
+        store = self.adapters.store
+        store.set_stage_status(project, number, STAGES[0], Status.FAILED, " ".join(problems))
+        return self.fail(project, number, f"refused before it started: {problems[0]}")
 
     def get(self, project: str, number: int | None = None) -> RunView:
         """One run; the newest of the project when ``number`` is None."""

@@ -14,7 +14,9 @@ from shipyard.artifacts.archive import pack
 from shipyard.artifacts.local import digest_of
 from shipyard.data import DataReport
 from shipyard.errors import StageFailed
+from shipyard.pipeline import preflight
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.pipeline.stages.repository import release_statement
 from shipyard.pipeline.stages.training_data import (
     check_data,
     data_info,
@@ -26,6 +28,7 @@ from shipyard.store import current_actor
 
 
 def build(ctx: RunContext) -> StageOutcome:
+    preflight.before_build(ctx)  # a port taken since the trigger fails here, not at go-live
     ctx.workspace = _workspace(ctx)
     lock_file = _lock_file(ctx)
     data = check_data(ctx)  # before the environment and training: a bad file fails at once
@@ -116,6 +119,7 @@ def _build_info(
             "name": ctx.config.model_name,
         },
         "train_seconds": round(train_seconds, 3),
+        **release_statement(ctx.config),
     }
 
 

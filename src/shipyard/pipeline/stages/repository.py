@@ -5,9 +5,12 @@ Both record what the run learnt as artifact properties (``git.sha``, ``test.pass
 find builds by them and they travel with a pulled artifact. Publish signs the build and the
 results of test and analyze, release signs qa's as it records them
 (:mod:`shipyard.artifacts.attestations`), all with the state directory's key. The release
-decision itself is the ``release`` repository's policy (:mod:`shipyard.artifacts.policy`),
-applied by ``promote`` to the results whose signatures verify; with ``release.approval:
-manual`` a person (qa) approves first (:mod:`shipyard.services.approvals`).
+decision itself is the ``release`` repository's policy with the project's own statement
+(``release.requires``; :func:`shipyard.artifacts.policy.effective_policy`), applied by
+``promote`` to the results whose signatures verify. The statement travels in the build-info
+(:func:`release_statement`) and in the signed build statement, so a later `shipyard promote`
+applies it too. With ``release.approval: manual`` a person (qa) approves first
+(:mod:`shipyard.services.approvals`).
 """
 
 from __future__ import annotations
@@ -19,17 +22,27 @@ from shipyard.analysis.sbom import SBOM_FILE
 from shipyard.artifacts.archive import PackedArtifact
 from shipyard.artifacts.catalog import Catalog
 from shipyard.artifacts.local import digest_of
-from shipyard.artifacts.policy import RELEASE_GATES
+from shipyard.artifacts.policy import RELEASE_GATES, stated
 from shipyard.artifacts.properties import flatten, stage_properties
 from shipyard.artifacts.repository import promote, record_result
 from shipyard.artifacts.repository import publish as publish_artifact
 from shipyard.artifacts.signing import KeyFile
+from shipyard.config.schema import ProjectConfig
 from shipyard.domain import DEV_REPOSITORY, RELEASE_REPOSITORY, Gate
 from shipyard.errors import StageFailed
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.services.approvals import Approvals
 
-__all__ = ["RELEASE_GATES", "publish", "release"]
+__all__ = ["RELEASE_GATES", "publish", "release", "release_statement"]
+
+
+def release_statement(config: ProjectConfig) -> dict[str, Any]:
+    """The build-info's ``release`` entry, when the project states its own requirements:
+    ``{"release": {"requires": [analyze], "waived": [test, qa]}}``."""
+    requires = config.release.requires if config.release is not None else None
+    if requires is None:
+        return {}
+    return {"release": stated(requires, config.configured_stages()).to_dict()}
 
 
 def publish(ctx: RunContext) -> StageOutcome:
