@@ -105,6 +105,19 @@ def test_missing_and_unusable_data_files_are_each_named_with_their_field(
     ]
 
 
+def test_the_training_data_files_are_checked_at_trigger_too(
+    adapters: Adapters, tmp_path: Path
+) -> None:
+    repo = tiny(tmp_path, "data: {train: data/train.csv, holdout: data/check.csv}\n")
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    assert refusal(adapters, repo) == [
+        f"The data file data/train.csv (data.train) is not in commit {sha[:12]}: "
+        "commit the file itself, or fix `data.train` in shipyard.yaml.",
+        f"The data file data/check.csv (data.holdout) is not in commit {sha[:12]}: "
+        "commit the file itself, or fix `data.holdout` in shipyard.yaml.",
+    ]
+
+
 def test_an_empty_data_file_and_a_git_lfs_pointer_are_not_data(
     adapters: Adapters, tmp_path: Path
 ) -> None:
