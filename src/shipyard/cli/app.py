@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shipyard.cli import (
+    VERSION_LINE,
     analysis,
     approvals,
     artifacts,
@@ -24,7 +25,6 @@ from shipyard.cli import (
     server,
     tokens,
 )
-from shipyard.cli import VERSION_LINE
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -71,7 +71,10 @@ def shipyard(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print Shipyard's version and exit.", callback=show_version, is_eager=True
+            "--version",
+            help="Print Shipyard's version and exit.",
+            callback=show_version,
+            is_eager=True,
         ),
     ] = False,
 ) -> None:
