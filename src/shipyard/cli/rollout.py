@@ -216,7 +216,7 @@ def up(
         raise InvalidInput(
             f"--interval {interval!r} is not a duration.", hint="Write it as 2s, 1m or 0.5."
         ) from None
-    reconciler = Reconciler(adapters(state), console.print)
+    reconciler = Reconciler(adapters(state, create=True), console.print)
     if once:
         done = reconciler.run_once()
         console.print(f"reconciled; {len(done)} rollout(s) driven to a verdict")
