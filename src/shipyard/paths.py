@@ -1,6 +1,7 @@
 """Where Shipyard keeps its state on disk.
 
-One state directory (default ``.shipyard/`` beside the project, or ``$SHIPYARD_STATE``) holds
+One state directory (``$SHIPYARD_STATE``, else the nearest ``.shipyard/`` in the working folder
+or a parent, else a new ``./.shipyard`` for the commands that set Shipyard up) holds
 the metadata database, blobs, run logs and deployments. Python environments are a cache, not
 state: they are keyed by the hash of lock + Python version, so one machine-wide cache (default
 ``~/.cache/shipyard``, or ``$SHIPYARD_CACHE``) lets every state directory reuse them, as uv's

@@ -20,7 +20,9 @@ if TYPE_CHECKING:  # the adapters and services import SQLAlchemy and more: not a
 console = Console()
 err = Console(stderr=True)
 
-STATE_HELP = "State directory (default: $SHIPYARD_STATE or ./.shipyard)."
+STATE_HELP = (
+    "State directory (default: $SHIPYARD_STATE, else the nearest .shipyard/ here or above)."
+)
 StateOption = Annotated[
     Path | None,
     typer.Option("--state", help=STATE_HELP, envvar="SHIPYARD_STATE", show_envvar=False),
