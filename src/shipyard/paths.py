@@ -1,6 +1,7 @@
 """Where Shipyard keeps its state on disk.
 
-One state directory (default ``.shipyard/`` beside the project, or ``$SHIPYARD_STATE``) holds
+One state directory (``$SHIPYARD_STATE``, else the nearest ``.shipyard/`` in the working folder
+or a parent, else a new ``./.shipyard`` for the commands that set Shipyard up) holds
 the metadata database, blobs, run logs and deployments. Python environments are a cache, not
 state: they are keyed by the hash of lock + Python version, so one machine-wide cache (default
 ``~/.cache/shipyard``, or ``$SHIPYARD_CACHE``) lets every state directory reuse them, as uv's
@@ -20,7 +21,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.errors import StageFailed
+from shipyard.errors import NotFound, StageFailed
 
 STATE_ENV_VAR = "SHIPYARD_STATE"
 CACHE_ENV_VAR = "SHIPYARD_CACHE"
@@ -29,10 +30,45 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def resolve_state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The state directory: the explicit one, else ``$SHIPYARD_STATE``, else ``./.shipyard``."""
-    chosen = explicit or os.environ.get(STATE_ENV_VAR) or DEFAULT_STATE_DIR
-    return Path(chosen).expanduser().resolve()
+def resolve_state_dir(
+    explicit: str | os.PathLike[str] | None = None, *, must_exist: bool = False
+) -> Path:
+    """The state directory: the explicit one, else ``$SHIPYARD_STATE``, else the nearest
+    ``.shipyard/`` holding a database in this folder or a parent (as git finds ``.git``), else
+    ``./.shipyard``.
+
+    ``must_exist`` is for commands that only read or change existing state: they say there is
+    none (:class:`NotFound`) instead of creating an empty one where the user happens to be.
+    """
+    chosen = explicit or os.environ.get(STATE_ENV_VAR)
+    if chosen:
+        root = Path(chosen).expanduser().resolve()
+    else:
+        here = Path.cwd()
+        found = (folder / DEFAULT_STATE_DIR for folder in (here, *here.parents))
+        root = next((r for r in found if has_state(r)), here / DEFAULT_STATE_DIR)
+    if must_exist and not has_state(root):
+        raise no_state(root, bool(chosen))
+    return root
+
+
+def has_state(root: Path) -> bool:
+    return StateDir(root).database.is_file()
+
+
+def no_state(root: Path, chosen: bool) -> NotFound:
+    if chosen:
+        where = f"{root} (from --state or ${STATE_ENV_VAR})"
+    else:
+        where = (
+            f"{root.parent} (looked for {DEFAULT_STATE_DIR}/ here and in parent folders; "
+            f"{STATE_ENV_VAR} unset)"
+        )
+    return NotFound(
+        f"There is no Shipyard state in {where}.",
+        hint="Run `shipyard init` then `shipyard run` in a project's repository first, "
+        "or pass --state DIR.",
+    )
 
 
 def resolve_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

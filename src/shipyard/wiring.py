@@ -15,9 +15,14 @@ from shipyard.store import Store
 
 
 def open_adapters(
-    state_dir: str | Path | None = None, cache_dir: str | Path | None = None
+    state_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    create: bool = True,
 ) -> Adapters:
-    state = StateDir(resolve_state_dir(state_dir), resolve_cache_dir(cache_dir)).ensure()
+    """The adapters of a state directory; without ``create``, NotFound if it has no state."""
+    root = resolve_state_dir(state_dir, must_exist=not create)
+    state = StateDir(root, resolve_cache_dir(cache_dir)).ensure()
     blobs = LocalBlobStore(state.blobs)
     blobs.sweep()  # temporary files of writers that were killed mid-write
     store = Store(state.database_url)

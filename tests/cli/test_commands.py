@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import Result
 
@@ -86,6 +87,7 @@ def test_init_of_a_missing_folder_is_refused(cli: Cli, tmp_path: Path) -> None:
 # -- the report commands on an empty state -----------------------------------------------------
 
 
+@pytest.mark.usefixtures("store")  # an empty state directory
 def test_status_of_an_empty_state_is_an_empty_table(cli: Cli, state: Path) -> None:
     result = cli("status", "--state", state)
     assert result.exit_code == 0, result.output
@@ -95,9 +97,9 @@ def test_status_of_an_empty_state_is_an_empty_table(cli: Cli, state: Path) -> No
     for column in ("project", "run", "commit", "status", "started", "time", "at stage"):
         assert column in header
     assert "#" not in result.stdout  # no run rows
-    assert (state / "shipyard.db").is_file()
 
 
+@pytest.mark.usefixtures("store")  # an empty state directory
 def test_empty_state_lists_are_empty_json(cli: Cli, state: Path) -> None:
     for command in (["status"], ["artifacts"], ["envs"]):
         result = cli(*command, "--json", "--state", state)
@@ -117,6 +119,7 @@ def test_status_of_a_missing_run_exits_2_with_a_hint(
     assert hint == "`shipyard status` lists the runs."
 
 
+@pytest.mark.usefixtures("store")  # an empty state directory
 def test_status_of_a_run_without_any_project_says_so(cli: Cli, state: Path) -> None:
     error = failed_with(cli("status", "1", "--state", state), NotFound)
     assert "no projects" in str(error)
@@ -158,6 +161,7 @@ def test_promote_needs_name_colon_version(shipyard: Shipyard, state: Path) -> No
     assert "shipyard artifacts" in hint
 
 
+@pytest.mark.usefixtures("store")  # an empty state directory
 def test_promote_of_a_missing_artifact_is_not_found(cli: Cli, state: Path) -> None:
     error = failed_with(cli("promote", "tiny:1-abc", "--state", state), NotFound)
     assert "tiny:1-abc" in str(error)

@@ -122,7 +122,7 @@ def run_script(python: Path, script: str, out: Path, pythonpath: Path | None = N
 
 
 def spec_for(
-    model_dir: Path, serve: dict[str, Any], *, python: Path | None = None, **options: Any
+    model_dir: Path, serve: str | dict[str, Any], *, python: Path | None = None, **options: Any
 ) -> ServerSpec:
     return ServerSpec(
         version="1",
@@ -297,6 +297,15 @@ def test_onnx_with_one_input_per_feature_takes_named_columns(
     )
     body = {"dataframe_records": [{"b": 2.0, "a": 1.0}, {"a": 0.5, "b": 0.25}]}
     assert predictions(server, body) == [[3.0], [0.75]]
+    columns = {
+        "inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0, 0.5]},
+            {"name": "b", "shape": [2], "datatype": "FP64", "data": [2.0, 0.25]},
+        ]
+    }
+    assert metadata_then_infer(server, columns) == [  # the graph's [None, 1] output
+        {"name": "predict", "datatype": "FP64", "shape": [-1, 1]}
+    ]
     response = httpx.post(f"{server.endpoint}/invocations", json={"dataframe_records": [{"a": 1}]})
     assert response.status_code == 422
     assert response.json()["error"] == "dataframe_records[0]: missing feature b"
@@ -320,6 +329,9 @@ def test_mlflow_pyfunc_serves_with_its_signature(
         spec_for(mlflow_dir, {"format": "mlflow", "path": "pyfunc"}, python=loaders_env.python)
     )
     assert predictions(server) == ["setosa", "virginica"]
+    assert metadata_then_infer(server, ROWS) == [  # the signature's outputs: strings
+        {"name": "predict", "datatype": "BYTES", "shape": [-1]}
+    ]
     metadata = httpx.get(f"{server.endpoint}/v2/models/iris").json()
     assert metadata["platform"] == "mlflow_python_function_sklearn"
     assert [column["name"] for column in metadata["inputs"]] == FEATURES
@@ -351,3 +363,93 @@ def test_warm_up_example_that_does_not_fit_stops_the_start(
     message = failure.value.message
     assert "exited with code 3" in message
     assert "input_example.json does not fit the model: input_example.json[0]: expected 4" in message
+
+
+# --- OIP metadata: the outputs /infer really returns, for every loader -----------------------------
+
+
+def metadata_then_infer(server: RunningServer, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metadata's outputs, checked against an /infer response's: name, datatype, rank."""
+    declared = httpx.get(f"{server.endpoint}/v2/models/iris").json()["outputs"]
+    response = httpx.post(f"{server.endpoint}/v2/models/iris/infer", json=body)
+    assert response.status_code == 200, response.text
+    returned = response.json()["outputs"]
+    assert [(o["name"], o["datatype"], len(o["shape"])) for o in declared] == [
+        (o["name"], o["datatype"], len(o["shape"])) for o in returned
+    ]
+    return declared
+
+
+ROWS = matrix([SETOSA, VIRGINICA], "FP64")
+
+
+def test_skops_and_class_metadata_say_bytes_for_string_labels(
+    skops_server: RunningServer, iris_server: RunningServer
+) -> None:
+    for server in (skops_server, iris_server):
+        assert metadata_then_infer(server, ROWS) == [
+            {"name": "predict", "datatype": "BYTES", "shape": [-1]}
+        ]
+
+
+@pytest.mark.parametrize(("fmt", "file"), [("pickle", "model.pkl"), ("joblib", "model.joblib")])
+def test_pickle_formats_metadata_is_what_infer_returns(
+    serve: Any, pickled_dir: Path, fmt: str, file: str
+) -> None:
+    server = serve(spec_for(pickled_dir, {"format": fmt, "path": file}, allow_pickle=True))
+    assert metadata_then_infer(server, ROWS)[0]["datatype"] == "BYTES"
+
+
+def test_a_classifier_with_int_labels_says_int64_without_an_example(
+    serve: Any, own_function_dir: Path
+) -> None:
+    loader = {"format": "skops", "path": "model.skops", "trusted": ["project_features.doubled"]}
+    server = serve(spec_for(own_function_dir, loader))
+    assert not (own_function_dir / "input_example.json").exists()  # declared by classes_
+    assert metadata_then_infer(server, ROWS) == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]}
+    ]
+
+
+def test_a_regressor_says_fp64(serve: Any, tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.linear_model import LinearRegression
+
+    rows = [SETOSA, VIRGINICA, [5.9, 3.0, 4.2, 1.5]]
+    model = LinearRegression().fit(rows, [0, 2, 1])  # integer targets, float predictions
+    sio.dump(model, tmp_path / "model.skops")
+    (tmp_path / "input_example.json").write_text(json.dumps([SETOSA]))
+    server = serve(spec_for(tmp_path, {"format": "skops", "path": "model.skops"}))
+    assert metadata_then_infer(server, ROWS) == [
+        {"name": "predict", "datatype": "FP64", "shape": [-1]}
+    ]
+
+
+PROBABILITIES = """
+class Probabilities:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, records):
+        return [[0.7, 0.2, 0.1] for _ in records]
+"""
+
+
+def test_a_class_without_an_example_declares_its_outputs_at_its_first_prediction(
+    serve: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "probabilities.py").write_text(PROBABILITIES)
+    server = serve(spec_for(tmp_path, "probabilities:Probabilities"))
+    before = httpx.get(f"{server.endpoint}/v2/models/iris").json()["outputs"]
+    assert before == []  # nothing known yet: no declaration, no example, no prediction
+    response = httpx.post(f"{server.endpoint}/invocations", json={"instances": [SETOSA]})
+    assert response.status_code == 200
+    assert metadata_then_infer(server, ROWS) == [
+        {"name": "predict", "datatype": "FP64", "shape": [-1, 3]}
+    ]
+
+
+def test_onnx_metadata_comes_from_the_graphs_output(onnx_classifier: RunningServer) -> None:
+    assert metadata_then_infer(onnx_classifier, matrix([SETOSA, VIRGINICA])) == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]}
+    ]

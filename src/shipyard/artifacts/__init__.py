@@ -15,20 +15,54 @@ gc          retention and garbage collection
 fsck        re-hash every blob, follow every reference
 """
 
-from shipyard.artifacts.archive import PackedArtifact, pack, read_build_info, unpack
-from shipyard.artifacts.interface import Blob, BlobError, BlobStore, SignatureError, StoredBlob
-from shipyard.artifacts.local import LocalBlobStore, digest_of
-from shipyard.artifacts.policy import Decision, PromotionPolicy, decide
-from shipyard.artifacts.repository import (
-    PromotionResult,
-    materialize,
-    promote,
-    publish,
-    validate_name,
-    validate_version,
-    verify_signature,
+from typing import TYPE_CHECKING
+
+from shipyard.lazy import exports
+
+if TYPE_CHECKING:
+    from shipyard.artifacts.archive import PackedArtifact, pack, read_build_info, unpack
+    from shipyard.artifacts.interface import Blob, BlobError, BlobStore, SignatureError, StoredBlob
+    from shipyard.artifacts.local import LocalBlobStore, digest_of
+    from shipyard.artifacts.policy import Decision, PromotionPolicy, decide
+    from shipyard.artifacts.repository import (
+        PromotionResult,
+        materialize,
+        promote,
+        publish,
+        validate_name,
+        validate_version,
+        verify_signature,
+    )
+    from shipyard.artifacts.signing import KeyFile, Signer
+
+__getattr__ = exports(
+    __name__,
+    {
+        "PackedArtifact": "archive",
+        "pack": "archive",
+        "read_build_info": "archive",
+        "unpack": "archive",
+        "Blob": "interface",
+        "BlobError": "interface",
+        "BlobStore": "interface",
+        "SignatureError": "interface",
+        "StoredBlob": "interface",
+        "LocalBlobStore": "local",
+        "digest_of": "local",
+        "Decision": "policy",
+        "PromotionPolicy": "policy",
+        "decide": "policy",
+        "PromotionResult": "repository",
+        "materialize": "repository",
+        "promote": "repository",
+        "publish": "repository",
+        "validate_name": "repository",
+        "validate_version": "repository",
+        "verify_signature": "repository",
+        "KeyFile": "signing",
+        "Signer": "signing",
+    },
 )
-from shipyard.artifacts.signing import KeyFile, Signer
 
 __all__ = [
     "Blob",

@@ -6,14 +6,16 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shipyard.cli.common import JsonOption, console
 from shipyard.cli.render import print_json
-from shipyard.config.schema import AnalyzeConfig
 from shipyard.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:  # pydantic models: imported by the command that needs them
+    from shipyard.config.schema import AnalyzeConfig
 
 vulndb_app = typer.Typer(help="The offline vulnerability database: OSV's records for PyPI.")
 DatabaseOption = Annotated[
@@ -154,6 +156,7 @@ def analyze(
 
 def _project_config(root: Path, fail_on: str | None) -> tuple[str, AnalyzeConfig]:
     from shipyard.config.loader import load_config
+    from shipyard.config.schema import AnalyzeConfig
 
     name, config = root.name, AnalyzeConfig()
     if (root / "shipyard.yaml").is_file():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shipyard.cli import (
+    VERSION_LINE,
     analysis,
     approvals,
     artifacts,
@@ -57,6 +58,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        console.print(VERSION_LINE, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def shipyard(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print Shipyard's version and exit.",
+            callback=show_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Shipyard: from a git commit to a live, canary-released model."""
 
 
 @app.command()
@@ -109,7 +131,7 @@ def run(
             services(state, server), path, ref, quiet=quiet, detach=detach, as_json=as_json
         )
         return
-    a = adapters(state)
+    a = adapters(state, create=True)
     runs = Runs(a)
     queued = runs.queue(path, ref)
     out = err if as_json else console

@@ -213,7 +213,8 @@ def artifacts_create_repo(
     from shipyard.artifacts.catalog import Catalog
     from shipyard.artifacts.repository import validate_name
 
-    row = Catalog(adapters(state).store).create_repository(validate_name(name), immutable=immutable)
+    catalog = Catalog(adapters(state, create=True).store)
+    row = catalog.create_repository(validate_name(name), immutable=immutable)
     console.print(f"repository {row.name} created{' (immutable)' if row.immutable else ''}")
 
 
@@ -254,7 +255,7 @@ def artifacts_policy(
     from shipyard.artifacts.gc import format_age, parse_age
     from shipyard.artifacts.policy import change_policy
 
-    catalog = Catalog(adapters(state).store)
+    catalog = Catalog(adapters(state, create=True).store)
     row = catalog.repository(repository)
     if require or allow_skipped or disallow_skipped:
         change = change_policy(
@@ -300,7 +301,7 @@ def artifacts_key(ctx: typer.Context, key: KeyOption = None, state: StateOption 
     from shipyard.artifacts.catalog import Catalog
     from shipyard.artifacts.signing import KeyFile, key_id, public_pem
 
-    a = adapters(state)
+    a = adapters(state, create=True)
     keys = KeyFile.resolve(a.state.signing_key, key)
     public = own_signer(Catalog(a.store), keys).public if keys.create else keys.trusted()
     err.print(f"key {key_id(public)} at {keys.path}")
@@ -329,7 +330,7 @@ def artifacts_key_trust(
     from shipyard.artifacts.keys import trust_key
     from shipyard.artifacts.signing import KeyFile
 
-    keys = KeyFile.resolve(adapters(state).state.signing_key, key)
+    keys = KeyFile.resolve(adapters(state, create=True).state.signing_key, key)
     console.print(f"trusting {trust_key(keys, file)} (in {keys.trusted_dir})", highlight=False)
 
 
@@ -483,7 +484,7 @@ def artifacts_push(
     """Import an artifact file (verified as it streams in) into a repository."""
     from shipyard.artifacts.transfer import push
 
-    a = adapters(state)
+    a = adapters(state, create=True)
     with err.status(f"pushing {file}"):
         done = push(a.store, a.blobs, file, repository=repo, manifest=manifest)
     how = "with its manifest" if done.manifest else "without a manifest (no stage results)"

@@ -10,17 +10,19 @@ from typing import TYPE_CHECKING, Annotated, overload
 import typer
 from rich.console import Console
 
-from shipyard.adapters import Adapters
 from shipyard.errors import InvalidInput, NotFound
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the adapters and services import SQLAlchemy and more: not at CLI start
+    from shipyard.adapters import Adapters
     from shipyard.services import Services
     from shipyard.services.remote import RemoteServices
 
 console = Console()
 err = Console(stderr=True)
 
-STATE_HELP = "State directory (default: $SHIPYARD_STATE or ./.shipyard)."
+STATE_HELP = (
+    "State directory (default: $SHIPYARD_STATE, else the nearest .shipyard/ here or above)."
+)
 StateOption = Annotated[
     Path | None,
     typer.Option("--state", help=STATE_HELP, envvar="SHIPYARD_STATE", show_envvar=False),
@@ -40,21 +42,28 @@ ServerOption = Annotated[
 TOKEN_ENV = "SHIPYARD_TOKEN"
 
 
-def adapters(state: Path | None) -> Adapters:
+def adapters(state: Path | None, *, create: bool = False) -> Adapters:
+    """This state directory's adapters. Only commands that set Shipyard up (``run``, ``server``,
+    ``project add``...) pass ``create``; the others say there is no state instead of making
+    an empty one in whatever folder the user is in."""
     from shipyard.wiring import open_adapters
 
-    return open_adapters(state)
+    return open_adapters(state, create=create)
 
 
 @overload
-def services(state: Path | None) -> Services: ...
+def services(state: Path | None, *, create: bool = False) -> Services: ...
 
 
 @overload
-def services(state: Path | None, server: str | None) -> Services | RemoteServices: ...
+def services(
+    state: Path | None, server: str | None, *, create: bool = False
+) -> Services | RemoteServices: ...
 
 
-def services(state: Path | None, server: str | None = None) -> Services | RemoteServices:
+def services(
+    state: Path | None, server: str | None = None, *, create: bool = False
+) -> Services | RemoteServices:
     """What a command calls: a server's services when it names one, else this state directory's.
 
     The one place the CLI chooses; both sides have the same methods and return the same views,
@@ -63,7 +72,7 @@ def services(state: Path | None, server: str | None = None) -> Services | Remote
     if not server:
         from shipyard.services import Services
 
-        return Services(adapters(state))
+        return Services(adapters(state, create=create))
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         raise InvalidInput(
@@ -98,10 +107,11 @@ def pick_project(found: Adapters | Services | RemoteServices, project: str | Non
 
 
 def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
-    if isinstance(found, Adapters):
-        return [p.name for p in found.store.list_projects()]
+    from shipyard.adapters import Adapters
     from shipyard.services import Services
 
+    if isinstance(found, Adapters):
+        return [p.name for p in found.store.list_projects()]
     if isinstance(found, Services):
         return _project_names(found.adapters)
     return [p.name for p in found.projects.list()]

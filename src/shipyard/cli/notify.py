@@ -46,7 +46,7 @@ def add(
     server: ServerOption = None,
 ) -> None:
     """Post notices to URL from now on."""
-    target = services(state, server).notifications.add(url, event or [], project)
+    target = services(state, server, create=True).notifications.add(url, event or [], project)
     console.print(f"notification target {target.id} added: {_what(target)}")
 
 

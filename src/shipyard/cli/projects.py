@@ -52,7 +52,7 @@ def project_add(
 ) -> None:
     """Register a project: a mirror of its remote, the branches to run, its webhook secret."""
     secret = _read_secret(secret_file) if secret_file else None
-    project, made = services(state, server).projects.add(
+    project, made = services(state, server, create=True).projects.add(
         name, repo, branches=branch or ["main"], webhook_secret=secret, poll_interval=poll
     )
     console.print(f"registered [bold]{project.name}[/]: {project.remote}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.status import Status as Spinner
@@ -12,7 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.domain import Status
-from shipyard.services.views import LogChunk, RunView
+
+if TYPE_CHECKING:  # the services import SQLAlchemy and pydantic: not at CLI start
+    from shipyard.services.views import LogChunk, RunView
 
 STATUS_STYLE = {
     "queued": "dim",

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shipyard.canary import records
 from shipyard.cli.common import (
     JsonOption,
     ProjectOption,
@@ -28,8 +27,7 @@ from shipyard.cli.common import (
     services,
 )
 from shipyard.cli.render import print_json
-from shipyard.config.schema import parse_duration
-from shipyard.domain import RolloutAction
+from shipyard.domain import RolloutAction, RolloutStatus
 from shipyard.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -145,7 +143,7 @@ def abort(
 ) -> None:
     """All traffic back to stable at once and stop the canary."""
     view = _steer(services(state, server), project, env, RolloutAction.ABORT, rollout_id)
-    if view.status == records.ABORTING:
+    if view.status == RolloutStatus.ABORTING:
         console.print(f"rollout {view.id}: abort requested; its driver rolls it back")
         return
     console.print(f"rollout {view.id}: {view.status}; all traffic is on {view.stable}")
@@ -173,6 +171,7 @@ def resume(
     server: ServerOption = None,
 ) -> None:
     """Continue a paused rollout; one that no process drives is driven here to its verdict."""
+    from shipyard.canary import records
     from shipyard.controllers import Reconciler
     from shipyard.services import Services
 
@@ -194,7 +193,7 @@ def resume(
         records.find_rollout(found.adapters.store, view.project, view.environment, view.id)
     )
     console.print(f"rollout {done.id}: {done.status}")
-    raise typer.Exit(0 if done.status == records.PASSED else 1)
+    raise typer.Exit(0 if done.status == RolloutStatus.PASSED else 1)
 
 
 def up(
@@ -208,6 +207,7 @@ def up(
     state: StateOption = None,
 ) -> None:
     """Run the controllers: restart dead deployments, restore gateway routes, drive rollouts."""
+    from shipyard.config.schema import parse_duration
     from shipyard.controllers import Reconciler
 
     try:
@@ -216,7 +216,7 @@ def up(
         raise InvalidInput(
             f"--interval {interval!r} is not a duration.", hint="Write it as 2s, 1m or 0.5."
         ) from None
-    reconciler = Reconciler(adapters(state), console.print)
+    reconciler = Reconciler(adapters(state, create=True), console.print)
     if once:
         done = reconciler.run_once()
         console.print(f"reconciled; {len(done)} rollout(s) driven to a verdict")

@@ -31,7 +31,11 @@ def server(
     from shipyard.server.main import ServerOptions, serve
 
     options = ServerOptions(host=host, port=port, workers=workers, lease_ttl=lease_ttl)
-    serve(adapters(state), options, lambda text: console.print(text, markup=False, highlight=False))
+    serve(
+        adapters(state, create=True),
+        options,
+        lambda text: console.print(text, markup=False, highlight=False),
+    )
 
 
 def register(app: typer.Typer) -> None:

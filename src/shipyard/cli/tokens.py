@@ -34,7 +34,7 @@ def create(
     server: ServerOption = None,
 ) -> None:
     """Create a token; its secret is printed once and only its digest is kept."""
-    token, secret = services(state, server).tokens.create(name, role)
+    token, secret = services(state, server, create=True).tokens.create(name, role)
     console.print(
         f"token [bold]{token.name}[/] ({token.role}) created; it will not be shown again:"
     )

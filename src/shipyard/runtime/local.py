@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 from filelock import FileLock
 
 from shipyard.errors import RuntimeFailure
@@ -378,6 +377,8 @@ def wait_until(ready: Callable[[], bool], process: Any, timeout: float, what: st
 
 
 def answers(url: str) -> bool:
+    import httpx  # here, not at the top: the CLI opens this runtime for commands that never call
+
     try:
         return httpx.get(url, timeout=1.0, trust_env=False).status_code == 200
     except httpx.HTTPError:
@@ -385,6 +386,8 @@ def answers(url: str) -> bool:
 
 
 def get_json(url: str) -> Any:
+    import httpx
+
     try:
         response = httpx.get(url, timeout=2.0, trust_env=False)
     except httpx.HTTPError:

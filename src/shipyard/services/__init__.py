@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shipyard.adapters import Adapters
-from shipyard.services.approvals import Approvals
-from shipyard.services.artifacts import Artifacts
-from shipyard.services.audit import Audit
-from shipyard.services.deployments import Deployments
-from shipyard.services.notifications import Notifications
-from shipyard.services.processes import Processes
-from shipyard.services.projects import Projects
-from shipyard.services.rollouts import Rollouts
-from shipyard.services.runs import Runs
-from shipyard.services.tokens import Tokens
+
+# Each service is imported when first used: `shipyard status` needs the runs, not the canary
+# judge's statistics (scipy) or the signing keys (cryptography).
+if TYPE_CHECKING:
+    from shipyard.services.approvals import Approvals
+    from shipyard.services.artifacts import Artifacts
+    from shipyard.services.audit import Audit
+    from shipyard.services.deployments import Deployments
+    from shipyard.services.notifications import Notifications
+    from shipyard.services.processes import Processes
+    from shipyard.services.projects import Projects
+    from shipyard.services.rollouts import Rollouts
+    from shipyard.services.runs import Runs
+    from shipyard.services.tokens import Tokens
 
 __all__ = ["Services"]
 
@@ -31,40 +36,60 @@ class Services:
 
     @cached_property
     def runs(self) -> Runs:
+        from shipyard.services.runs import Runs
+
         return Runs(self.adapters)
 
     @cached_property
     def tokens(self) -> Tokens:
+        from shipyard.services.tokens import Tokens
+
         return Tokens(self.adapters)
 
     @cached_property
     def rollouts(self) -> Rollouts:
+        from shipyard.services.rollouts import Rollouts
+
         return Rollouts(self.adapters)
 
     @cached_property
     def deployments(self) -> Deployments:
+        from shipyard.services.deployments import Deployments
+
         return Deployments(self.adapters)
 
     @cached_property
     def artifacts(self) -> Artifacts:
+        from shipyard.services.artifacts import Artifacts
+
         return Artifacts(self.adapters)
 
     @cached_property
     def audit(self) -> Audit:
+        from shipyard.services.audit import Audit
+
         return Audit(self.adapters)
 
     @cached_property
     def approvals(self) -> Approvals:
+        from shipyard.services.approvals import Approvals
+
         return Approvals(self.adapters)
 
     @cached_property
     def notifications(self) -> Notifications:
+        from shipyard.services.notifications import Notifications
+
         return Notifications(self.adapters)
 
     @cached_property
     def processes(self) -> Processes:
+        from shipyard.services.processes import Processes
+
         return Processes(self.adapters)
 
     @cached_property
     def projects(self) -> Projects:
+        from shipyard.services.projects import Projects
+
         return Projects(self.adapters, self.runs)

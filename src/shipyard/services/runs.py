@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import builtins
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from shipyard.adapters import Adapters
-from shipyard.config.loader import parse_config
 from shipyard.coordination import HeldLease
 from shipyard.coordination.interface import DEFAULT_TTL
 from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import ConfigError, InvalidInput
 from shipyard.git import repository_root, resolve_commit, show_file
-from shipyard.services import reports
 from shipyard.services.cache import ViewCache
-from shipyard.services.processes import Processes
-from shipyard.services.reports import FindingsReport, JUnitReport, QaReport
 from shipyard.services.views import LogChunk, RunView
 from shipyard.store.models import Project
 from shipyard.store.queue import QueuedRun, RunQueue
 from shipyard.store.store import no_such_run
+
+if TYPE_CHECKING:  # reports read analysis and QA results: imported by the methods that do
+    from shipyard.services.reports import FindingsReport, JUnitReport, QaReport
 
 __all__ = ["CONFIG_FILE", "DEPLOY_TURN", "Runs", "deploy_lease", "preflight_refusal", "run_lease"]
 
@@ -86,6 +86,7 @@ class Runs:
         push nobody watches: webhooks, polling) the run is recorded instead, failed at build
         with the same sentences, for the team to see.
         """
+        from shipyard.config.loader import parse_config
         from shipyard.pipeline import preflight
 
         repository = repository_root(path)
@@ -156,11 +157,15 @@ class Runs:
 
     def test_report(self, project: str, number: int) -> JUnitReport | None:
         """The run's JUnit counts and failed tests; None when its test stage wrote no report."""
+        from shipyard.services import reports
+
         folder = self._reports(project, number)
         return self.views.get(("junit", project, number), lambda: reports.junit_report(folder))
 
     def findings(self, project: str, number: int) -> FindingsReport | None:
         """The run's analysis findings by severity; None when its analyze stage did not run."""
+        from shipyard.services import reports
+
         folder = self._reports(project, number)
         return self.views.get(
             ("findings", project, number), lambda: reports.findings_report(folder)
@@ -168,6 +173,8 @@ class Runs:
 
     def qa_report(self, project: str, number: int) -> QaReport | None:
         """The run's QA figures against its thresholds; None when its qa stage wrote none."""
+        from shipyard.services import reports
+
         folder = self._reports(project, number)
 
         def read() -> QaReport | None:
@@ -182,6 +189,8 @@ class Runs:
 
     def report_file(self, project: str, number: int, name: str) -> Path:
         """One of the run's report files (``reports.REPORT_FILES``), for downloading."""
+        from shipyard.services import reports
+
         return reports.report_path(self._reports(project, number), name)
 
     def _reports(self, project: str, number: int) -> Path:
@@ -281,6 +290,8 @@ class Runs:
         Not while a command of it still runs: the stage starts again only once what the dead
         driver left of it has been killed (``Processes.sweep``).
         """
+        from shipyard.services.processes import Processes
+
         moved, processes = [], Processes(self.adapters)
         for run in self.queue_rows.runs(Status.RUNNING):
             if self.driver(run.project, run.number) is not None:

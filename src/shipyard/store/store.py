@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -149,6 +150,43 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]?(\w+)", re.MULTILINE)
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision id, read from the migration files' text.
+
+    Importing Alembic costs more than a CLI command is worth; when the database is already at
+    this revision (every open but the first after an upgrade), opening skips it entirely. None
+    when the files do not name exactly one head; then Alembic decides.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        for kind, value in REVISION_LINE.findall(script.read_text()):
+            (revisions if kind == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision Alembic recorded in the database; None for a new database."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+        )
+        if cursor.fetchone() is None:
+            return None
+        cursor.execute("SELECT version_num FROM alembic_version")
+        row = cursor.fetchone()
+        connection.rollback()
+        return str(row[0]) if row else None
+    finally:
+        connection.close()
+
+
 def migrate(url: str, connection: Connection | None = None) -> None:
     """Bring the schema to the newest Alembic revision (over ``connection`` when given)."""
     from alembic import command
@@ -176,7 +214,7 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self.engine.connect():
                 pass  # the first connection switches the file to WAL before migrating
-            if run_migrations:
+            if run_migrations and schema_revision(self.engine) != head_revision():
                 # Two processes opening a new state directory at once must not both migrate.
                 with FileLock(f"{path}.migrate.lock"):
                     migrate(url)

@@ -42,10 +42,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .batching import Batcher
 from .decoding import read_body, read_json, utf8_text
-from .errors import HTTPError, LoadError
+from .errors import HTTPError, LoadError, OutputMismatch
 from .loaders import Model, load_model, warm_up
 from .metrics import CONTENT_TYPE, Metrics
-from .protocol import Table, csv_table, mlflow_table, oip_output, oip_table, to_json_values
+from .outputs import Outputs, probe
+from .protocol import Table, csv_table, mlflow_table, oip_table, to_json_values
 from .signature import conform
 
 # Same value as shipyard.runtime.interface.VERSION_HEADER: this package cannot import Shipyard.
@@ -89,10 +90,6 @@ class Readiness:
         return self.flags.find(b"\0") == -1
 
 
-class OutputMismatch(Exception):
-    """``predict`` did not return one output per input."""
-
-
 class ModelState:
     """The loaded model, or None while it is loading; predicting, with errors translated."""
 
@@ -101,7 +98,9 @@ class ModelState:
         self.readiness = readiness
         self.metrics = metrics
         self.model: Model | None = None
-        self.output = "BYTES"  # the OIP datatype of predictions, once the warm-up showed it
+        # What the metadata lists and every OIP response carries (outputs.py); settled by the
+        # warm-up, or by the first prediction of a model that declares nothing and has no example.
+        self.outputs: Outputs | None = None
         self.batcher = Batcher(
             self.predict_rows,
             settings.max_batch_size,
@@ -116,7 +115,7 @@ class ModelState:
             model = load_model(
                 settings.serve, settings.model_dir, allow_pickle=settings.allow_pickle
             )
-            example = warm_up(model, settings.model_dir)
+            warmed = warm_up(model, settings.model_dir)
         except LoadError as exc:
             log.error("cannot serve %s from %s: %s", settings.serve, settings.model_dir, exc)
             self.exit()
@@ -127,16 +126,15 @@ class ModelState:
         # a full collection no longer walks the model library's objects (tens of ms of pause).
         gc.collect()
         gc.freeze()
-        if example:  # what the metadata says the model outputs
-            self.output = oip_output(example)["datatype"]
+        self.outputs = warmed.outputs
         self.model = model
         self.readiness.mark()
-        warmed = f"warm-up on {len(example)} rows passed" if example else "no input_example.json"
+        done = f"warm-up on {warmed.rows} rows passed" if warmed.rows else "no input_example.json"
         log.info(
             "worker %d: model ready in %.2f s; %s",
             os.getpid(),
             time.perf_counter() - started,
-            warmed,
+            done,
         )
 
     def exit(self) -> NoReturn:
@@ -158,7 +156,23 @@ class ModelState:
             ) from None
         if len(values) != len(rows):
             raise OutputMismatch(f"the model returned {len(values)} outputs for {len(rows)} inputs")
+        if self.outputs is None:  # nothing declared and no example: this prediction settles it
+            self.outputs = probe(outputs, values)
         return values
+
+    def encode(self, values: list[Any]) -> list[dict[str, Any]]:
+        """The OIP ``outputs`` of ``values``: the tensors the metadata declares, or a 500."""
+        if self.outputs is None:
+            raise self.bad_output(OutputMismatch("the model's predictions make no OIP tensor"))
+        try:
+            return self.outputs.encode(values)
+        except OutputMismatch as exc:
+            raise self.bad_output(exc) from None
+
+    def bad_output(self, exc: OutputMismatch) -> HTTPError:
+        self.metrics.prediction_errors.inc()
+        log.error("%s", exc)
+        return HTTPError(500, str(exc))
 
     async def predict(self, table: Table) -> list[Any]:
         model = self.require_ready()
@@ -232,7 +246,7 @@ class Endpoints:
                 "versions": [self.version],
                 "platform": model.platform,
                 "inputs": signature.metadata() if signature else [],
-                "outputs": [{"name": "predict", "datatype": self.state.output, "shape": [-1]}],
+                "outputs": self.state.outputs.metadata() if self.state.outputs else [],
                 "runtime": model.runtime,  # not OIP: the library versions this env serves with
             }
         )
@@ -247,7 +261,7 @@ class Endpoints:
                 "model_name": self.name,
                 "model_version": self.version,
                 "id": request_id,
-                "outputs": [oip_output(outputs)],
+                "outputs": self.state.encode(outputs),
             }
         )
 

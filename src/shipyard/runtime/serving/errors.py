@@ -14,3 +14,7 @@ class HTTPError(Exception):
 
 class LoadError(Exception):
     """The model cannot be served; the message says what to change. Ends the server."""
+
+
+class OutputMismatch(Exception):
+    """``predict`` returned something other than its declared outputs, one per input: a 500."""

@@ -3,15 +3,16 @@
 ``--serve`` is ``module:Class`` (the project's own class, constructed with the model directory)
 or a JSON loader spec ``{"format": F, "path": P}``:
 
-==========  ==================================  ===============================================
-format      library (from the project's env)    signature from
-==========  ==================================  ===============================================
-skops       skops, scikit-learn                 ``feature_names_in_`` / ``n_features_in_``
-onnx        onnxruntime                         the graph's inputs (names, element types)
-mlflow      mlflow (``mlflow-skinny`` will do)  the MLmodel signature; see below
-pickle      scikit-learn-like object            as skops; loads only with ``--allow-pickle``
-joblib      joblib                              as skops; loads only with ``--allow-pickle``
-==========  ==================================  ===============================================
+==========  ===============================  ==========================  ======================
+format      library (from the project's env)  signature from              outputs from
+==========  ===============================  ==========================  ======================
+skops       skops, scikit-learn              ``feature_names_in_`` /     ``classes_`` (a
+                                             ``n_features_in_``          classifier), else probe
+onnx        onnxruntime                      the graph's inputs          its first output
+mlflow      mlflow (``mlflow-skinny``)       the MLmodel signature       its outputs, else probe
+pickle      scikit-learn-like object         as skops; loads only with ``--allow-pickle``
+joblib      joblib                           as skops; loads only with ``--allow-pickle``
+==========  ===============================  ==========================  ======================
 
 Pickle runs code from the file while it loads, so pickle-based formats (pickle, joblib, and
 MLflow models other than scikit-learn saved with skops, MLflow's default since 3.x) load only
@@ -24,6 +25,8 @@ of name to OIP datatype); otherwise ``input_example.json`` in the model director
 Last comes ``input_schema.json`` in the model directory (the same mapping, written by the build
 from the training data's profile when shipyard.yaml has ``data:``): it is the signature of a
 model that names no inputs, and gives the datatypes a model leaves open (see ``completed``).
+Outputs a loader cannot read from the model are probed by the warm-up prediction
+(``outputs.py``), so ``/v2/models/{name}`` always says what ``/infer`` returns.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import HTTPError, LoadError
+from .errors import HTTPError, LoadError, OutputMismatch
+from .outputs import Outputs, keyed, numpy_datatype, settle, single
 from .protocol import FLOATS, Table, instances_or_inputs, to_json_values
 from .signature import (
     ANY,
@@ -87,6 +91,7 @@ class Model:
     wants: Wants  # what ``predict`` takes: rows in feature order, or records
     platform: str  # OIP metadata "platform"
     runtime: dict[str, str] = field(default_factory=dict)  # library versions, for metadata
+    outputs: Outputs | None = None  # what the model declares it returns; None: probe it
 
 
 def load_model(serve: str, model_dir: Path, *, allow_pickle: bool) -> Model:
@@ -233,7 +238,18 @@ def estimator_model(
             return estimator.predict(frame(rows))
         return estimator.predict(np.asarray(rows, dtype=np.float64 if numeric else object))
 
-    return Model(predict, signature, "rows", platform_name, runtime)
+    return Model(predict, signature, "rows", platform_name, runtime, estimator_outputs(estimator))
+
+
+def estimator_outputs(estimator: Any) -> Outputs | None:
+    """A classifier's ``predict`` returns values of ``classes_``: their dtype is the output's."""
+    classes = getattr(estimator, "classes_", None)
+    if getattr(classes, "ndim", None) != 1:
+        return None  # a regressor, or a multi-output classifier (a list of arrays): probe it
+    datatype = numpy_datatype(classes.dtype)  # type: ignore[union-attr]
+    if datatype is None and all(isinstance(c, str) for c in classes.tolist()):  # type: ignore[union-attr]
+        datatype = "BYTES"  # object arrays of strings: what scikit-learn keeps string labels in
+    return single(datatype) if datatype is not None else None
 
 
 def estimator_signature(estimator: Any, model_dir: Path) -> Signature | None:
@@ -272,7 +288,8 @@ def load_onnx(path: Path, spec: Mapping[str, Any]) -> Model:
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
-    output = session.get_outputs()[0].name
+    first = session.get_outputs()[0]
+    output = first.name
     signature = onnx_signature(inputs, path.name)
     dtypes = [
         np.dtype(
@@ -296,7 +313,19 @@ def load_onnx(path: Path, spec: Mapping[str, Any]) -> Model:
             }
             return session.run([output], feeds)[0]
 
-    return Model(predict, signature, "rows", "onnxruntime_onnx", versions("onnxruntime"))
+    runtime = versions("onnxruntime")
+    return Model(predict, signature, "rows", "onnxruntime_onnx", runtime, onnx_outputs(first))
+
+
+def onnx_outputs(node: Any) -> Outputs | None:
+    """The graph's first output (what ``predict`` returns): its element type and rank."""
+    datatype = ONNX_TYPES.get(node.type)
+    shape = list(node.shape or [])
+    if datatype is None or len(shape) not in (1, 2):
+        return None  # a sequence or map (skl2onnx's probabilities), or a deeper tensor: probe
+    if len(shape) == 1:
+        return single(datatype)
+    return single(datatype, shape[1]) if isinstance(shape[1], int) else None
 
 
 def onnx_signature(inputs: list[Any], file: str) -> Signature:
@@ -342,7 +371,8 @@ def load_mlflow(path: Path, spec: Mapping[str, Any]) -> Model:
     wants: Wants = "rows" if signature else "records"
     flavors = list(model.metadata.flavors)
     runtime = versions("mlflow", "mlflow-skinny", "scikit-learn")
-    return Model(predict, signature, wants, f"mlflow_{'_'.join(flavors)}", runtime)
+    outputs = mlflow_outputs(model.metadata.get_output_schema())
+    return Model(predict, signature, wants, f"mlflow_{'_'.join(flavors)}", runtime, outputs)
 
 
 def mlflow_unpickles(path: Path) -> bool:
@@ -367,6 +397,23 @@ def mlflow_signature(schema: Any) -> Signature | None:
     return Signature.of_names(types, types)
 
 
+def mlflow_outputs(schema: Any) -> Outputs | None:
+    """The signature's outputs as ``predict`` returns them (``plain_outputs``): one column is
+    one value per input, several are one mapping per input."""
+    columns = list(getattr(schema, "inputs", None) or [])
+    if not columns or any(not hasattr(getattr(c, "type", None), "name") for c in columns):
+        return None  # no output signature, or a tensor-based one: probe it
+    types = [MLFLOW_TYPES.get(str(c.type.name)) for c in columns]
+    if any(datatype is None for datatype in types):
+        return None
+    if len(columns) == 1:
+        return single(str(types[0]))
+    names = [getattr(column, "name", None) for column in columns]
+    if any(not isinstance(name, str) for name in names):
+        return None
+    return keyed({str(name): str(datatype) for name, datatype in zip(names, types, strict=True)})
+
+
 def plain_outputs(outputs: Any) -> Any:
     """A pandas Series or DataFrame as one value (or one record) per input."""
     if hasattr(outputs, "columns"):
@@ -379,19 +426,28 @@ def plain_outputs(outputs: Any) -> Any:
 # --- warm-up ------------------------------------------------------------------------------------
 
 
-def warm_up(model: Model, model_dir: Path) -> list[Any]:
-    """Predict ``input_example.json`` through the same checks as a request; the outputs."""
+@dataclass(frozen=True)
+class WarmUp:
+    rows: int  # how many rows of ``input_example.json`` were predicted (0: there is none)
+    outputs: Outputs | None  # declared and confirmed, or probed; None: the first request tells
+
+
+def warm_up(model: Model, model_dir: Path) -> WarmUp:
+    """Predict ``input_example.json`` through the same checks as a request, and settle the
+    outputs on what it returned."""
     records = read_example(model_dir)
     if records is None:
-        return []
+        return WarmUp(0, model.outputs)
     try:
         table: Table = instances_or_inputs(records, EXAMPLE_FILE)
         rows = conform(table, model.signature, model.wants)
     except HTTPError as exc:
         raise LoadError(f"{EXAMPLE_FILE} does not fit the model: {exc.message}") from None
-    outputs = to_json_values(model.predict(rows))
-    if len(outputs) != len(rows):
-        raise LoadError(
-            f"warm-up: the model returned {len(outputs)} outputs for {len(rows)} inputs"
-        )
-    return outputs
+    raw = model.predict(rows)
+    values = to_json_values(raw)
+    if len(values) != len(rows):
+        raise LoadError(f"warm-up: the model returned {len(values)} outputs for {len(rows)} inputs")
+    try:
+        return WarmUp(len(rows), settle(model.outputs, raw, values))
+    except OutputMismatch as exc:
+        raise LoadError(f"warm-up on {EXAMPLE_FILE}: {exc}") from None

@@ -256,28 +256,6 @@ def oip_table(body: Any) -> Table:
     )
 
 
-def oip_output(values: list[Any]) -> dict[str, Any]:
-    """The ``predict`` output tensor; a list per input becomes a second dimension."""
-    shape = [len(values)]
-    data = values
-    if values and all(isinstance(value, list) for value in values):
-        widths = {len(value) for value in values}
-        if len(widths) == 1:
-            shape.append(widths.pop())
-            data = flatten(values)
-    return {"name": "predict", "shape": shape, "datatype": datatype_of(data), "data": data}
-
-
-def datatype_of(data: list[Any]) -> str:
-    if data and all(isinstance(value, bool) for value in data):
-        return "BOOL"
-    if all(isinstance(value, int) and not isinstance(value, bool) for value in data):
-        return "INT64"
-    if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in data):
-        return "FP64"
-    return "BYTES"
-
-
 # --- predictions --------------------------------------------------------------------------------
 
 
