@@ -128,7 +128,7 @@ def test_a_rolled_back_rollout_shows_its_steps_and_the_failed_judgement_with_its
         r'<td class="num">30\.0%</td>\s*<td class="num">0\.0%</td>\s*<td class="num">2\.0%</td>',
         row,
     ), row[:400]
-    assert "canary 30.0% > max 2.0% (p=" in row
+    assert "canary 30.0% vs stable 0.0% > max 2.0%, significant (p=" in row
     assert "latency" in failed and "ms" in failed and "prediction_drift" in failed
 
 

@@ -97,7 +97,11 @@ def test_a_failing_verdict_rolls_back_at_once_whatever_the_step(world: World) ->
     }
     event = world.store.events(f"{PROJECT}/{ENV}/2")[0]
     assert event.action == "rollout.rolled-back"
-    assert event.detail["reason"] == "step 1 (20%): the judge failed it"
+    # Why, in the judge's words: the failed check as a sentence with its numbers.
+    assert event.detail["reason"].startswith(
+        "step 1 (20%): error_rate: fail: canary 30.0% vs stable 0.0% > max"
+    ), event.detail["reason"]
+    assert "significant (p=" in event.detail["reason"]
 
 
 def test_an_inconclusive_step_is_extended_once_then_fails(world: World) -> None:

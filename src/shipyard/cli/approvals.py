@@ -74,9 +74,10 @@ def approvals(
 
 
 def inbox_table(pending: list[ApprovalView]) -> Table:
-    table = Table(title="waiting for approval", title_justify="left")
-    for column in ("run", "gate", "may approve", "since", "deadline"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("run", "gate", "may approve", "since", "deadline")
+    table = make_table(*columns, typed=("run",), title="waiting for approval")
     for view in pending:
         table.add_row(
             f"{view.project}#{view.run}",

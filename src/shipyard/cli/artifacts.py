@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import (
     JsonOption,
@@ -87,9 +86,10 @@ def _print_listing(found: list[ArtifactView], as_json: bool) -> None:
     if as_json:
         print_json(console, [_artifact_dict(art) for art in found])
         return
-    table = Table(title="artifacts", title_justify="left")
-    for column in ("name:version", "digest", "size", "repositories", "git", "created"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("name:version", "digest", "size", "repositories", "git", "created")
+    table = make_table(*columns, typed=("name:version", "digest", "git"), title="artifacts")
     for art in found:
         table.add_row(
             f"{art.name}:{art.version}",
@@ -108,9 +108,19 @@ def artifacts_show(
     state: StateOption = None,
     server: ServerOption = None,
     as_json: JsonOption = False,
+    sbom: Annotated[
+        bool, typer.Option("--sbom", help="Print the whole CycloneDX SBOM, not its summary.")
+    ] = False,
 ) -> None:
-    """An artifact's build-info, properties, repositories, signatures and attestations."""
-    detail = services(state, server).artifacts.show(*split_ref(ref))
+    """An artifact's build-info (its SBOM summarised), properties, repositories, signatures and
+    attestations."""
+    name, version = split_ref(ref)
+    detail = services(state, server).artifacts.show(name, version)
+    if sbom:
+        from shipyard.services.artifacts import sbom_document
+
+        print_json(console, sbom_document(name, version, detail.build_info))
+        return
     data = {
         **_artifact_dict(detail),
         "signatures": [_trust(s.key_id, s.verified) for s in detail.signatures],
@@ -121,14 +131,31 @@ def artifacts_show(
     if as_json:
         print_json(console, data)
         return
-    table = Table(show_header=False, title=ref, title_justify="left")
+    from shipyard.cli.render import make_table
+
+    table = make_table("field", "value", typed=("field", "value"), title=ref, header=False)
     for key in ("digest", "size", "repositories", "created_at", "signatures", "attestations"):
         value = data[key]
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        table.add_row(key, "\n".join(value) if isinstance(value, list) else str(value))
     for key, value in detail.properties.items():
         table.add_row(key, value, style="cyan")
     console.print(table)
-    print_json(console, detail.build_info)
+    document = detail.build_info.get("sbom")
+    print_json(console, {k: v for k, v in detail.build_info.items() if k != "sbom"})
+    if isinstance(document, dict):
+        console.print(_sbom_words(ref, document), soft_wrap=True, highlight=False, markup=False)
+
+
+def _sbom_words(ref: str, document: dict[str, Any]) -> str:
+    """The SBOM in one sentence: its components and their licences, counted."""
+    from shipyard.services.artifacts import SbomSummary
+
+    summary = SbomSummary.of(document)
+    licences = ", ".join(f"{c.licence} {c.components}" for c in summary.licences) or "none"
+    return (
+        f"sbom: CycloneDX {summary.spec_version}, {summary.components} components;"
+        f" licences: {licences} (`shipyard artifacts show {ref} --sbom` prints it whole)"
+    )
 
 
 def _trust(text: str, verified: bool) -> str:
@@ -186,9 +213,10 @@ def artifacts_repos(state: StateOption = None, as_json: JsonOption = False) -> N
     if as_json:
         print_json(console, data)
         return
-    table = Table(title="repositories", title_justify="left")
-    for column in ("name", "immutable", "requires passed", "skip allowed", "keep last", "max age"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("name", "immutable", "requires passed", "skip allowed", "keep last", "max age")
+    table = make_table(*columns, typed=("name",), title="repositories")
     for r in rows:
         table.add_row(
             r.name,

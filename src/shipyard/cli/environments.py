@@ -6,7 +6,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import (
     JsonOption,
@@ -59,24 +58,17 @@ def envs(
     server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the environments: which versions run where, with their traffic weight."""
+    """Show the environments: where clients call each one, and which versions run there with
+    their traffic weight."""
+    from shipyard.cli.render import make_table
+
     environments = services(state, server).deployments.environments(project)
-    rows = [d for environment in environments for d in environment.deployments]
     if as_json:
-        print_json(console, [d.model_dump(mode="json") for d in rows])
+        print_json(console, [e.model_dump(mode="json") for e in environments])
         return
-    table = Table(title="environments", title_justify="left")
-    for column in (
-        "project",
-        "environment",
-        "version",
-        "role",
-        "weight",
-        "state",
-        "endpoint",
-        "pid",
-    ):
-        table.add_column(column)
+    rows = [d for environment in environments for d in environment.deployments]
+    columns = ("project", "environment", "version", "role", "weight", "state", "endpoint", "pid")
+    table = make_table(*columns, typed=("version", "endpoint"), title="environments")
     for d in rows:
         table.add_row(
             d.project,
@@ -90,11 +82,14 @@ def envs(
         )
     console.print(table)
     for environment in environments:
-        if environment.routes:
-            console.print(
-                f"gateway {environment.project}/{environment.environment}:"
-                f" routes in {environment.routes}"
-            )
+        where = f"{environment.project}/{environment.environment}"
+        routes = f" (gateway routes in {environment.routes})" if environment.routes else ""
+        console.print(
+            f"{where}: {environment.url or 'no URL yet'}{routes}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ServerOption, StateOption, console, services
 from shipyard.cli.render import print_json
@@ -62,9 +61,10 @@ def list_targets(
     if not targets:
         console.print("no notification targets: `shipyard notify add URL` adds one")
         return
-    table = Table(title="notification targets", title_justify="left")
-    for column in ("id", "url", "events", "project", "added by"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("id", "url", "events", "project", "added by")
+    table = make_table(*columns, typed=("id", "url"), title="notification targets")
     for target in targets:
         events = ", ".join(target.events) or "all"
         table.add_row(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ServerOption, StateOption, console, services
 from shipyard.cli.render import print_json
@@ -76,7 +75,9 @@ def project_list(
     if as_json:
         print_json(console, [p.model_dump(mode="json") for p in found])
         return
-    table = Table("project", "remote", "branches", "poll")
+    from shipyard.cli.render import make_table
+
+    table = make_table("project", "remote", "branches", "poll", typed=("project", "remote"))
     for p in found:
         poll = f"{p.poll_interval:g} s" if p.poll_interval else "-"
         table.add_row(p.name, p.remote or "", ", ".join(p.branches), poll)

@@ -14,7 +14,6 @@ import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.canary import records
 from shipyard.cli.common import (
@@ -87,23 +86,42 @@ def status(
     if as_json:
         print_json(console, view.model_dump(mode="json"))
         return
-    _print_status(view)
+    _print_status(view, _rolled_back(found, view))
 
 
-def _print_status(view: RolloutView) -> None:
+def _rolled_back(found: Services | RemoteServices, view: RolloutView) -> bool:
+    """Whether `shipyard rollback` has since put the rollout's stable version back live."""
+    if view.status != records.PASSED or view.stable is None:
+        return False
+    deployments = found.deployments.list(view.project, view.environment)
+    stable = [d.version for d in deployments if d.role == "stable"]
+    return stable[-1:] == [view.stable]
+
+
+def _print_status(view: RolloutView, rolled_back: bool) -> None:
+    from shipyard.cli.render import prose
+
+    why = f" ({view.reason})" if view.reason else ""
     console.print(
         f"rollout {view.id}: {view.project}/{view.environment} "
-        f"{view.stable} -> {view.canary}: [bold]{view.status}[/]"
+        f"{view.stable} -> {view.canary}: [bold]{prose(view.status)}[/]{why}",
+        highlight=False,
     )
+    if rolled_back:
+        console.print(
+            f"since then rolled back by `shipyard rollback`: all traffic is on {view.stable}"
+            f" again, {view.canary} is the standby (`shipyard rollback` again rolls forward)",
+            highlight=False,
+        )
     if view.active and view.steps:
         where = f"step {view.step_index + 1}/{len(view.steps)} at {view.weight}%"
         driver = (
             "driven" if view.driven else "NOT driven: `shipyard rollout resume` or `shipyard up`"
         )
         console.print(f"{where}; {driver}")
-    table = Table(title="steps", title_justify="left")
-    for column in ("#", "weight", "pause", "shadow"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    table = make_table("#", "weight", "pause", "shadow", title="steps")
     for index, step in enumerate(view.steps):
         pause = step.pause if step.pause == "manual" else f"{float(step.pause):g}s"
         table.add_row(str(index + 1), f"{step.weight}%", pause, f"{step.shadow or ''}")
@@ -115,7 +133,7 @@ def _print_status(view: RolloutView) -> None:
             f"({last.canary_requests} canary / {last.stable_requests} stable requests)"
         )
         for check in last.checks:
-            console.print(f"  {check.name}: {check.outcome}: {check.detail}")
+            console.print(f"  {check.sentence}", highlight=False, markup=False)
 
 
 @rollout_app.command("promote")

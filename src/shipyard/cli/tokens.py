@@ -61,9 +61,10 @@ def revoke(name: NameArgument, state: StateOption = None, server: ServerOption =
 
 
 def tokens_table(tokens: list[TokenView]) -> Table:
-    table = Table(title="tokens", title_justify="left")
-    for column in ("name", "role", "created", "by", "last used", "revoked"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("name", "role", "created", "by", "last used", "revoked")
+    table = make_table(*columns, typed=("name",), title="tokens")
     for token in tokens:
         table.add_row(
             token.name,
