@@ -27,10 +27,17 @@ def deploy(
     ] = "staging",
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Deploy an artifact to an environment with all traffic (production takes only `release` artifacts)."""
+    from shipyard.cli.common import err
+
     name, version = split_ref(ref)
-    live = services(state, server).deployments.deploy(name, version, env, say=console.print)
+    say = (err if as_json else console).print
+    live = services(state, server).deployments.deploy(name, version, env, say=say)
+    if as_json:
+        print_json(console, live.model_dump(mode="json"))
+        return
     if live.standby:
         console.print(f"{live.standby} kept ready for `shipyard rollback --env {env}`")
     console.print(f"{name}:{version} serves all traffic in {env} at {live.url}")
@@ -41,12 +48,17 @@ def rollback(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Move all traffic back to the previous version, which was kept running (instant)."""
+    """Move all traffic back to the previous version, which was kept running (instant); the
+    version it leaves stays as the standby, so a second rollback rolls forward."""
     found = services(state, server)
     name = pick_project(found, project)
     started = time.monotonic()
     live = found.deployments.rollback(name, env)
+    if as_json:
+        print_json(console, live.model_dump(mode="json"))
+        return
     console.print(
         f"{name}/{env}: all traffic on {live.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {live.standby} kept as standby"
     )

@@ -43,9 +43,13 @@ def add(
     ] = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Post notices to URL from now on."""
     target = services(state, server).notifications.add(url, event or [], project)
+    if as_json:
+        print_json(console, target.model_dump(mode="json"))
+        return
     console.print(f"notification target {target.id} added: {_what(target)}")
 
 
@@ -78,9 +82,13 @@ def remove(
     target: Annotated[int, typer.Argument(help="The target's id (`shipyard notify list`).")],
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Stop posting to a target."""
     gone = services(state, server).notifications.remove(target)
+    if as_json:
+        print_json(console, gone.model_dump(mode="json"))
+        return
     console.print(f"notification target {gone.id} removed")
 
 

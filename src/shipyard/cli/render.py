@@ -7,8 +7,9 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol, TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.status import Status as Spinner
+from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
 
@@ -116,17 +117,37 @@ class LogTail:
             out.write(f"{self.stage:<8}| {line}")
 
 
+class FittedTable(Table):
+    """A table whose typed cells fold rather than being cut (see :func:`make_table`)."""
+
+    def add_row(
+        self,
+        *renderables: RenderableType | None,
+        style: StyleType | None = None,
+        end_section: bool = False,
+    ) -> None:
+        # Rich crops a cell of a no_wrap column; the cell's own Text decides, so give it one
+        # that folds (and reads no markup: these are data, not prose).
+        cells = [
+            Text(cell, no_wrap=False, overflow="fold")
+            if isinstance(cell, str) and column.no_wrap
+            else cell
+            for cell, column in zip(renderables, self.columns, strict=False)
+        ]
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
 def make_table(
     *columns: str, typed: Collection[str] = (), title: str | None = None, header: bool = True
 ) -> Table:
     """A table that fits the terminal and never cuts what a user types next.
 
     The ``typed`` columns hold what a user copies into the next command (versions, digests,
-    URLs, run numbers, names): they never wrap, so the other columns wrap to make room, and on
-    a terminal too narrow even for them they fold onto the next line instead of ending in an
-    ellipsis. Every command's table is made here, so they all behave alike.
+    URLs, run numbers, names): they do not wrap while the other columns can wrap to make room,
+    and on a terminal too narrow even for them they fold onto the next line instead of ending
+    in an ellipsis. Every command's table is made here, so they all behave alike.
     """
-    made = Table(title=title, title_justify="left", show_header=header)
+    made = FittedTable(title=title, title_justify="left", show_header=header)
     for column in columns:
         made.add_column(column, no_wrap=column in typed, overflow="fold")
     return made

@@ -143,9 +143,13 @@ def promote(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """End the current step (a `pause: manual` step waits for this) and go to the next."""
     view = _steer(services(state, server), project, env, RolloutAction.PROMOTE, rollout_id)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     console.print(f"rollout {view.id}: promote requested")
     if not view.driven:
         console.print(
@@ -160,9 +164,13 @@ def abort(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """All traffic back to stable at once and stop the canary."""
     view = _steer(services(state, server), project, env, RolloutAction.ABORT, rollout_id)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     if view.status == records.ABORTING:
         console.print(f"rollout {view.id}: abort requested; its driver rolls it back")
         return
@@ -176,9 +184,13 @@ def pause(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Hold the rollout at its weights; the judge keeps watching and still rolls back."""
     view = _steer(services(state, server), project, env, RolloutAction.PAUSE, rollout_id)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     console.print(f"rollout {view.id}: paused at {view.weight}%")
 
 
@@ -189,30 +201,41 @@ def resume(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Continue a paused rollout; one that no process drives is driven here to its verdict."""
+    from shipyard.cli.common import err
     from shipyard.controllers import Reconciler
     from shipyard.services import Services
 
     found = services(state, server)
+    out = err if as_json else console
     view = _steer(found, project, env, RolloutAction.RESUME, rollout_id)
-    console.print(f"rollout {view.id}: resumed")
+    out.print(f"rollout {view.id}: resumed")
     # A server drives what it resumes; here, with no driver, this process drives it. A driver
     # that was killed still holds its lease until it runs out: wait for that, not for a pid.
     if not isinstance(found, Services):
+        _print_json(view, as_json)
         return
     if view.driven:
-        console.print(f"rollout {view.id}: its driver's lease is held; checking that it is alive")
+        out.print(f"rollout {view.id}: its driver's lease is held; checking that it is alive")
         if found.adapters.leases.settle(records.driver_lease(view.id)) is not None:
+            _print_json(view, as_json)
             return
-    console.print(f"rollout {view.id}: no process drives it; driving it here from its step")
-    reconciler = Reconciler(found.adapters, console.print)
+    out.print(f"rollout {view.id}: no process drives it; driving it here from its step")
+    reconciler = Reconciler(found.adapters, out.print)
     reconciler.reconcile(drive=False)
     done = reconciler.drive(
         records.find_rollout(found.adapters.store, view.project, view.environment, view.id)
     )
-    console.print(f"rollout {done.id}: {done.status}")
+    out.print(f"rollout {done.id}: {done.status}")
+    _print_json(found.rollouts.get(view.project, view.environment, view.id), as_json)
     raise typer.Exit(0 if done.status == records.PASSED else 1)
+
+
+def _print_json(view: RolloutView, as_json: bool) -> None:
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
 
 
 def up(
