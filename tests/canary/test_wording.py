@@ -91,3 +91,12 @@ def test_the_views_and_the_judge_share_the_sentence() -> None:
     assert [view.sentence for view in shown] == verdict.summary().splitlines()
     assert shown[1].model_dump(mode="json")["sentence"] == shown[1].sentence  # the API's too
     assert wording.failures(verdict.checks) == shown[1].sentence
+
+
+def test_an_error_rate_without_a_baseline_says_what_it_was_held_to() -> None:
+    assert wording.error_rate(0.004, 0.0, 0.05, None, stable_requests=3) == (
+        "canary 0.4% within max 5.0%; stable has only 3 requests, so only the max applies"
+    )
+    assert wording.error_rate(0.004, 0.0, None, None, stable_requests=3) == (
+        "canary 0.4% with no max; stable has only 3 requests, nothing to compare with"
+    )

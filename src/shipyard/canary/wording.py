@@ -74,7 +74,7 @@ def latency(canary_p95: float, stable_p95: float, max_increase: float, p_value: 
 
 def error_rate(
     canary: float,
-    stable: float | None,
+    stable: float,
     limit: float | None,
     p_value: float | None,
     *,
@@ -86,14 +86,14 @@ def error_rate(
     ``p_value`` is None when stable served too few requests to compare with; ``margin`` is how
     far above stable's rate a significant increase must go to fail.
     """
-    shown_max = f"max {_pct(limit)}" if limit is not None else "no max"
-    bound = f"> {shown_max}" if limit is not None and canary > limit else f"within {shown_max}"
-    if stable is None or p_value is None:
-        return (
-            f"canary {_pct(canary)} {bound}; stable has only {stable_requests} requests,"
-            " so only the max applies"
-        )
-    if bound.startswith("within") and p_value < SIGNIFICANCE and canary - stable > margin:
+    if limit is None:
+        bound = "with no max"
+    else:
+        bound = f"> max {_pct(limit)}" if canary > limit else f"within max {_pct(limit)}"
+    if p_value is None:
+        only = "so only the max applies" if limit is not None else "nothing to compare with"
+        return f"canary {_pct(canary)} {bound}; stable has only {stable_requests} requests, {only}"
+    if not bound.startswith(">") and p_value < SIGNIFICANCE and canary - stable > margin:
         bound = f"more than {_pct(margin)} above stable"
     joined = " " if bound.startswith(">") else ", "
     rates = f"canary {_pct(canary)} vs stable {_pct(stable)}"
