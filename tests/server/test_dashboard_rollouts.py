@@ -113,6 +113,7 @@ def test_a_rolled_back_rollout_shows_its_steps_and_the_failed_judgement_with_its
     assert answer.status_code == 200
     text = html.unescape(answer.text)
     assert f"Rollout {number}: iris 2-bbbbbbb in production" in text
+    assert "Why: step 2 (50%): the judge failed it" in text  # the reason it ended
     assert 'data-live="project=iris"' in answer.text
     steps = re.findall(r'<li class="rollout-step step-([\w-]+)" id="step-(\d)">', answer.text)
     assert steps == [("passed", "1"), ("rolled-back", "2")]
