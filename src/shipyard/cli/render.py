@@ -137,9 +137,7 @@ class FittedTable(Table):
         super().add_row(*cells, style=style, end_section=end_section)
 
 
-def make_table(
-    *columns: str, typed: Collection[str] = (), title: str | None = None, header: bool = True
-) -> Table:
+def make_table(*columns: str, typed: Collection[str] = (), title: str | None = None) -> Table:
     """A table that fits the terminal and never cuts what a user types next.
 
     The ``typed`` columns hold what a user copies into the next command (versions, digests,
@@ -147,7 +145,7 @@ def make_table(
     and on a terminal too narrow even for them they fold onto the next line instead of ending
     in an ellipsis. Every command's table is made here, so they all behave alike.
     """
-    made = FittedTable(title=title, title_justify="left", show_header=header)
+    made = FittedTable(title=title, title_justify="left")
     for column in columns:
         made.add_column(column, no_wrap=column in typed, overflow="fold")
     return made
