@@ -148,3 +148,6 @@ def test_the_artifact_commands_print_json(cli: Cli, built: RealRun, tmp_path: Pa
     assert pulled["digest"] == listed["digest"]
     pushed = parsed(cli, "artifacts", "push", tmp_path / "a.tar.gz", *at)
     assert (pushed["ref"], pushed["created"]) == (ref, False)  # the same bytes: known
+    own = parsed(cli, "artifacts", "key", "list", *at)["own"]
+    rotated = parsed(cli, "artifacts", "key", "rotate", *at)
+    assert rotated["old"] == own and rotated["new"] != own and rotated["artifacts"] == 1
