@@ -205,6 +205,7 @@ def resume(
 ) -> None:
     """Continue a paused rollout; one that no process drives is driven here to its verdict."""
     from shipyard.cli.common import err
+    from shipyard.cli.render import prose
     from shipyard.controllers import Reconciler
     from shipyard.services import Services
 
@@ -228,7 +229,7 @@ def resume(
     done = reconciler.drive(
         records.find_rollout(found.adapters.store, view.project, view.environment, view.id)
     )
-    out.print(f"rollout {done.id}: {done.status}")
+    out.print(f"rollout {done.id}: {prose(done.status)}")
     _print_json(found.rollouts.get(view.project, view.environment, view.id), as_json)
     raise typer.Exit(0 if done.status == records.PASSED else 1)
 
