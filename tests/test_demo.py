@@ -45,6 +45,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
         shipyard("down", "--state", str(root / "state"))
 
 
+def closing_lines(out: str) -> list[str]:
+    """The commands the demo ends with: the lines after its last `try` rule."""
+    lines = out.splitlines()
+    rule = max(i for i, line in enumerate(lines) if re.fullmatch(r"─+ try ─+", line.strip()))
+    return [line for line in lines[rule + 1 :] if line.strip()]
+
+
+def as_printed(line: str) -> subprocess.CompletedProcess[str]:
+    """A printed command line run by a shell, with this environment's `shipyard` on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        line,
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "COLUMNS": "200"},
+        timeout=120,
+        check=False,
+    )
+
+
 def printed(pattern: str, out: str) -> str:
     found = re.search(pattern, out)
     assert found, f"the demo did not print {pattern!r}:\n{out[-3000:]}"
@@ -87,6 +108,30 @@ def test_the_printed_token_signs_in_to_the_dashboard_at_the_printed_address(
     assert "shipyard down --state" in out
 
 
+def test_the_closing_lines_are_commands_that_run_as_printed(demo: tuple[Path, str]) -> None:
+    state, out = demo
+    lines = closing_lines(out)
+    assert [line.split()[:2] for line in lines] == [
+        ["curl", "-s"],
+        ["shipyard", "status"],
+        ["shipyard", "envs"],
+        ["shipyard", "rollout"],
+        ["shipyard", "rollback"],
+        ["shipyard", "rollback"],
+        ["shipyard", "down"],
+    ], lines
+    assert all(f"--state {state}" in line for line in lines[1:])
+    said = {}
+    for line in lines[:-1]:  # the last, `shipyard down`, is run as printed by the next test
+        done = as_printed(line)
+        assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+        said[line] = done.stdout
+    assert '"predictions"' in said[lines[0]]
+    assert "iris/production: http://127.0.0.1:" in said[lines[2]]  # envs: where to call
+    back, forward = said[lines[4]], said[lines[5]]
+    assert "all traffic on 1-" in back and "all traffic on 2-" in forward  # and back again
+
+
 def test_shipyard_down_stops_the_demo_server(demo: tuple[Path, str]) -> None:
     state, out = demo
     address = printed(r"dashboard: (http://127\.0\.0\.1:\d+)/projects", out)
@@ -96,7 +141,7 @@ def test_shipyard_down_stops_the_demo_server(demo: tuple[Path, str]) -> None:
         servers = [row for row in book.open_rows() if row.kind == ProcessKind.SERVER]
         assert len(servers) == 1 and pid_alive(servers[0].pid)
         pid = servers[0].pid
-        down = shipyard("down", "--state", str(state))
+        down = as_printed(closing_lines(out)[-1])  # the demo's last line, as printed
         assert down.returncode == 0, down.stderr
         assert f"stopped server pid {pid}" in down.stdout
         assert not pid_alive(pid)

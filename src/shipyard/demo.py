@@ -3,7 +3,9 @@ driven by a `shipyard server` that stays up afterwards to show both runs on its 
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -11,7 +13,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from rich.console import Console
@@ -82,7 +83,9 @@ def run_demo(
         if run.status is not Status.PASSED:
             logs = adapters.state.run_dir(run.project, run.number) / "logs"
             console.print(f"[bold red]the demo run ended {run.status}[/]; logs: {logs}")
-            _dashboard(console, dashboard, secret, state)
+            _dashboard(console, dashboard, secret)
+            at = f"--state {shlex.quote(str(state))}"
+            _commands(console, [f"shipyard status {at}", f"shipyard down {at}"])
             return 1
         _predict(console, f"http://127.0.0.1:{model_port}")
 
@@ -94,13 +97,41 @@ def run_demo(
         + f", total {time.monotonic() - started:.1f}s"
     )
     if keep:
-        _dashboard(console, dashboard, secret, state)
+        _dashboard(console, dashboard, secret)
     else:
         done = Processes(adapters).down()
         console.print(
             f"stopped the server, the demo's {done.deployments} deployment(s) and its gateway"
         )
+    _commands(console, closing_commands(state, model_port, running=keep))
     return 0
+
+
+def closing_commands(state: Path, port: int, *, running: bool) -> list[str]:
+    """What to try next, each a shell command that runs as printed (comments included)."""
+    at = f"--state {shlex.quote(str(state))}"
+    looking = [
+        f"shipyard status {at}",
+        f"shipyard envs {at}",
+        f"shipyard rollout status {at}",
+    ]
+    if not running:
+        return looking
+    body = shlex.quote(json.dumps({"dataframe_records": [SAMPLE]}))
+    endpoint = f"http://127.0.0.1:{port}/invocations"
+    return [
+        f"curl -s -X POST {endpoint} -H 'content-type: application/json' -d {body}",
+        *looking,
+        f"shipyard rollback {at}   # all traffic back to the first version, at once",
+        f"shipyard rollback {at}   # and forward again: the two swap roles",
+        f"shipyard down {at}   # stop the server, the models and the gateway",
+    ]
+
+
+def _commands(console: Console, lines: list[str]) -> None:
+    console.print(Rule("try"))
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)  # whole, to copy
 
 
 def _run_on_server(console: Console, found: RemoteServices) -> RunView:
@@ -115,12 +146,12 @@ def _run_on_server(console: Console, found: RemoteServices) -> RunView:
     return run
 
 
-def _dashboard(console: Console, dashboard: Dashboard, secret: str, state: Path) -> None:
+def _dashboard(console: Console, dashboard: Dashboard, secret: str) -> None:
     console.print(Rule("the dashboard"))
     for line in (
         f"dashboard: {dashboard.url}/projects  (server log: {dashboard.log})",
         f"sign in with the admin token: {secret}",
-        f"the server and the models keep running; stop them all with: shipyard down --state {state}",
+        "the server and the models keep running until `shipyard down` (below)",
     ):
         console.print(line, soft_wrap=True, markup=False, highlight=False)  # whole, to copy
 
@@ -165,18 +196,13 @@ def wait_for_server(dashboard: Dashboard) -> None:
 
 
 def _where(console: Console, adapters: Adapters, state: Path, port: int) -> None:
-    console.print(
-        f"production endpoint: http://127.0.0.1:{port}   (try: curl -s -X POST http://127.0.0.1:{port}/invocations -H 'content-type: application/json' -d '{{\"dataframe_records\": [{_json(SAMPLE)}]}}')"
-    )
+    console.print(f"production endpoint: http://127.0.0.1:{port}", soft_wrap=True)
     for d in adapters.store.deployments(PROJECT):
         console.print(
             f"  {d.environment:<10} {d.version:<12} {d.role:<8} {d.weight:>3}%  {d.endpoint}"
         )
     console.print(f"state and metadata: {state}  (SQLite: {adapters.state.database})")
     console.print(f"logs: {state / 'runs' / PROJECT}")
-    console.print(
-        f"look around: shipyard status --state {state}; shipyard envs --state {state}; shipyard rollback --state {state}"
-    )
 
 
 def _copy_example(repo: Path) -> int:
@@ -240,9 +266,3 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)

@@ -65,7 +65,7 @@ def test_twenty_percent_errors_fail() -> None:
     assert (
         verdict.summary()
         .splitlines()[0]
-        .startswith("error_rate: fail: canary 20.0% > max 2.0% (p=")
+        .startswith("error_rate: fail: canary 20.0% vs stable 0.0% > max 2.0%, significant (p=")
     )
 
 
@@ -164,7 +164,7 @@ def test_empty_stable_leaves_only_the_absolute_error_check() -> None:
     assert healthy.outcome == "pass", healthy.summary()
     assert outcomes(healthy)["latency"] == "inconclusive"
     assert "not blocking" in healthy.checks[1].detail
-    assert "compared with the max only" in healthy.checks[0].detail
+    assert "stable has only 0 requests, so only the max applies" in healthy.checks[0].detail
     assert judge_canary(empty, stats(errors=10, seed=2), ANALYSIS).outcome == "fail"
 
 
@@ -248,7 +248,7 @@ def test_integer_labels_are_classes_not_numbers() -> None:
         ANALYSIS,
     )
     assert [c.name for c in verdict.checks] == ["error_rate", "latency", "prediction_drift"]
-    assert verdict.outcome == "fail" and "over classes" in verdict.checks[2].detail
+    assert verdict.outcome == "fail" and "over the classes" in verdict.checks[2].detail
 
 
 def test_binned_psi_is_zero_for_equal_samples_and_grows_with_a_shift() -> None:

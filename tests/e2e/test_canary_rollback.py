@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -123,6 +124,12 @@ def test_failing_canary_rolls_back_without_hurting_stable(
     assert stages["canary"].status == "rolled-back"
     assert stages["live"].status == "skipped"
     assert stages["canary"].summary["verdicts"][-1]["outcome"] == "fail"
+    # Why, as the rolled-back notice says it: the failed check as a sentence with its numbers.
+    assert re.match(
+        r"rolled back \(step \d \(\d+%\): (error_rate|latency|prediction_\w+): fail: canary "
+        rf".+\); {first.version} stays live$",
+        stages["canary"].message or "",
+    ), stages["canary"].message
 
     stable = [status for status, version in traffic.results if version == first.version]
     canary = [status for status, version in traffic.results if version == second.version]

@@ -113,6 +113,7 @@ def test_a_rolled_back_rollout_shows_its_steps_and_the_failed_judgement_with_its
     assert answer.status_code == 200
     text = html.unescape(answer.text)
     assert f"Rollout {number}: iris 2-bbbbbbb in production" in text
+    assert "Why: step 2 (50%): the judge failed it" in text  # the reason it ended
     assert 'data-live="project=iris"' in answer.text
     steps = re.findall(r'<li class="rollout-step step-([\w-]+)" id="step-(\d)">', answer.text)
     assert steps == [("passed", "1"), ("rolled-back", "2")]
@@ -128,7 +129,7 @@ def test_a_rolled_back_rollout_shows_its_steps_and_the_failed_judgement_with_its
         r'<td class="num">30\.0%</td>\s*<td class="num">0\.0%</td>\s*<td class="num">2\.0%</td>',
         row,
     ), row[:400]
-    assert "canary 30.0% > max 2.0% (p=" in row
+    assert "canary 30.0% vs stable 0.0% > max 2.0%, significant (p=" in row
     assert "latency" in failed and "ms" in failed and "prediction_drift" in failed
 
 

@@ -7,15 +7,18 @@ changes of the stored rollout, scheduled here at a moment of the walk.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout
 from shipyard.config.schema import ProjectConfig
 from shipyard.coordination import new_owner
-from shipyard.domain import Role, RolloutStatus
+from shipyard.domain import Role, RolloutStatus, Status
 from shipyard.errors import Conflict
 from shipyard.pipeline import deploy
+from shipyard.pipeline.stages import production
 from shipyard.store.models import Rollout
 
 from .conftest import PROJECT, World, release
@@ -97,7 +100,31 @@ def test_a_failing_verdict_rolls_back_at_once_whatever_the_step(world: World) ->
     }
     event = world.store.events(f"{PROJECT}/{ENV}/2")[0]
     assert event.action == "rollout.rolled-back"
-    assert event.detail["reason"] == "step 1 (20%): the judge failed it"
+    # Why, in the judge's words: the failed check as a sentence with its numbers.
+    assert event.detail["reason"].startswith(
+        "step 1 (20%): error_rate: fail: canary 30.0% vs stable 0.0% > max"
+    ), event.detail["reason"]
+    assert "significant (p=" in event.detail["reason"]
+
+
+def test_the_canary_stage_and_its_notice_say_which_check_failed_and_with_what_numbers(
+    world: World,
+) -> None:
+    controller = rollout_of_2_against_1(world)
+    world.traffic("1", 400)
+    world.traffic("2", 100, errors=30)
+
+    done = controller.run(finish=True)
+
+    # The stage's message is what the rolled-back notice and `shipyard status` show.
+    ctx = SimpleNamespace(store=world.store)
+    outcome = production.outcome_of(ctx, done)  # type: ignore[arg-type]
+    assert outcome.status is Status.ROLLED_BACK
+    assert outcome.message.startswith(
+        "rolled back (step 1 (20%): error_rate: fail: canary 30.0% vs stable 0.0% > max"
+    ), outcome.message
+    assert outcome.message.endswith("; 1 stays live")
+    assert records.end_reason(world.store, done) in outcome.message
 
 
 def test_an_inconclusive_step_is_extended_once_then_fails(world: World) -> None:

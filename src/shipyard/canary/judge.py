@@ -36,6 +36,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from shipyard.canary import wording
+from shipyard.canary.wording import SIGNIFICANCE
 from shipyard.config.schema import AnalysisConfig
 from shipyard.errors import InvalidInput
 from shipyard.runtime.interface import VersionStats
@@ -55,7 +57,6 @@ __all__ = [
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 
-SIGNIFICANCE = 0.05
 PSI_EPSILON = 1e-4  # share given to a class one side never predicted, so the log stays finite
 DEFAULT_MAX_INCREASE = 0.5  # the schema's defaults, for a config that names other keys only
 DEFAULT_PSI_MAX = 0.2
@@ -121,7 +122,7 @@ class Verdict:
         }
 
     def summary(self) -> str:
-        return "\n".join(f"{check.name}: {check.outcome}: {check.detail}" for check in self.checks)
+        return "\n".join(wording.sentence(check) for check in self.checks)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -202,7 +203,7 @@ def _overall(checks: Sequence[Check], too_few: bool) -> Outcome:
 
 
 def _inconclusive(check: Check, requests: int, minimum: int) -> Check:
-    note = f"only {requests} canary requests (< min_requests {minimum}); measured: {check.detail}"
+    note = wording.too_few(requests, minimum, check.detail)
     return replace(check, outcome="inconclusive", detail=note)
 
 
@@ -225,18 +226,14 @@ def _error_rate_check(
     rate = canary.error_rate
     baseline = stable.requests >= analysis.min_requests
     p_value = _fisher_greater(canary, stable) if baseline else None
-    context = _error_context(stable, p_value)
-    if limit is not None and rate > limit:
-        detail = f"canary {_pct(rate)} > max {_pct(limit)} ({context})"
-        return Check("error_rate", "fail", rate, limit, detail)
     # With no max configured, any significant increase over stable fails.
     margin = (limit or 0.0) / 2
-    if p_value is not None and p_value < SIGNIFICANCE and rate - stable.error_rate > margin:
-        detail = f"canary {_pct(rate)} > stable + {_pct(margin)} ({context})"
-        return Check("error_rate", "fail", rate, limit, detail)
-    shown = f"max {_pct(limit)}" if limit is not None else "no max"
-    detail = f"canary {_pct(rate)} within {shown} ({context})"
-    return Check("error_rate", "pass", rate, limit, detail)
+    detail = wording.error_rate(
+        rate, stable.error_rate, limit, p_value, stable_requests=stable.requests, margin=margin
+    )
+    over = limit is not None and rate > limit
+    worse = p_value is not None and p_value < SIGNIFICANCE and rate - stable.error_rate > margin
+    return Check("error_rate", "fail" if over or worse else "pass", rate, limit, detail)
 
 
 def _fisher_greater(canary: VersionStats, stable: VersionStats) -> float:
@@ -245,12 +242,6 @@ def _fisher_greater(canary: VersionStats, stable: VersionStats) -> float:
         [stable.errors, stable.requests - stable.errors],
     ]
     return _finite_p(stats.fisher_exact(table, alternative="greater").pvalue)
-
-
-def _error_context(stable: VersionStats, p_value: float | None) -> str:
-    if p_value is None:
-        return f"stable has only {stable.requests} requests: compared with the max only"
-    return f"p={p_value:.2g} vs stable {_pct(stable.error_rate)}"
 
 
 # -- latency -------------------------------------------------------------------------------
@@ -273,13 +264,9 @@ def _compare_latency(stable: Sequence[float], canary: Sequence[float], increase:
     stable_p95, canary_p95 = percentile(stable, 95), percentile(canary, 95)
     limit = stable_p95 * (1 + increase)
     p_value = _finite_p(stats.mannwhitneyu(canary, stable, alternative="greater").pvalue)
-    context = f"p={p_value:.2g}, stable p95 {stable_p95:.1f} ms +{increase:.0%}"
-    if canary_p95 > limit and p_value < SIGNIFICANCE:
-        detail = f"canary p95 {canary_p95:.1f} ms > max {limit:.1f} ms ({context})"
-        return Check("latency", "fail", canary_p95, limit, detail)
-    relation = "<=" if canary_p95 <= limit else "> (not significant)"
-    detail = f"canary p95 {canary_p95:.1f} ms {relation} max {limit:.1f} ms ({context})"
-    return Check("latency", "pass", canary_p95, limit, detail)
+    detail = wording.latency(canary_p95, stable_p95, increase, p_value)
+    failed = canary_p95 > limit and p_value < SIGNIFICANCE
+    return Check("latency", "fail" if failed else "pass", canary_p95, limit, detail)
 
 
 # -- prediction drift ----------------------------------------------------------------------
@@ -295,7 +282,7 @@ def _drift_checks(
     if numbers is None:
         psi = population_stability_index(stable.predictions, canary.predictions)
         p_value = _classes_differ(stable.predictions, canary.predictions)
-        return (_psi_check(psi, p_value, limit, stable, canary, "classes"),)
+        return (_psi_check(psi, p_value, limit, stable, canary, "the classes"),)
     stable_values, canary_values = numbers
     psi = binned_psi(stable_values, canary_values)
     ks_limit = analysis.prediction_drift.get("ks_max", DEFAULT_KS_MAX)
@@ -322,14 +309,9 @@ def _psi_check(
     canary: VersionStats,
     over: str,
 ) -> Check:
-    sizes = f"{_count(canary.predictions)} canary vs {_count(stable.predictions)} stable"
     failed = psi > limit and p_value < SIGNIFICANCE
-    relation = ">" if psi > limit else "<="
-    noise = "" if failed or psi <= limit else ", not significant"
-    detail = (
-        f"PSI {psi:.3f} {relation} max {limit:.3f} over {over} "
-        f"(p={p_value:.2g}{noise}; {sizes} predictions)"
-    )
+    sizes = (_count(canary.predictions), _count(stable.predictions))
+    detail = wording.drift(psi, limit, p_value, over, *sizes)
     return Check("prediction_drift", "fail" if failed else "pass", psi, limit, detail)
 
 
@@ -339,8 +321,7 @@ def _ks_check(stable: FloatArray, canary: FloatArray, limit: float) -> Check:
     result = stats.ks_2samp(canary, stable)
     distance, p_value = float(result.statistic), _finite_p(result.pvalue)
     failed = distance > limit and p_value < SIGNIFICANCE
-    relation = ">" if distance > limit else "<="
-    detail = f"KS distance {distance:.3f} {relation} max {limit:.3f} (p={p_value:.2g})"
+    detail = wording.ks(distance, limit, p_value)
     return Check("prediction_ks", "fail" if failed else "pass", distance, limit, detail)
 
 
@@ -399,13 +380,6 @@ def _shares(counts: Mapping[str, int], classes: Sequence[str]) -> FloatArray:
     raw = np.array([counts.get(name, 0) for name in classes], dtype=float)
     shares = raw / raw.sum()
     return np.where(shares > 0, shares, PSI_EPSILON)
-
-
-# -- formatting ----------------------------------------------------------------------------
-
-
-def _pct(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{rate:.1%}"
 
 
 def _finite_p(value: Any) -> float:

@@ -38,6 +38,7 @@ __all__ = [
     "RolloutStatus",
     "active_rollouts",
     "driver_lease",
+    "end_reason",
     "find_rollout",
     "is_driven",
     "update_rollout",
@@ -75,6 +76,14 @@ def update_rollout(
 ) -> Rollout:
     """Apply ``change`` to the stored row in one transaction and log ``rollout.<action>``."""
     return store.rollouts.update(rollout_id, action, change, **detail)
+
+
+def end_reason(store: Store, rollout: Rollout) -> str | None:
+    """Why a rollout that did not pass ended, as its driver recorded it (None otherwise)."""
+    if rollout.status not in (ROLLED_BACK, ABORTED):
+        return None
+    ends = [event for event in store.rollouts.moves(rollout) if event.action != "rollout.step"]
+    return str(ends[0].detail.get("reason") or "") or None if ends else None
 
 
 def driver_lease(rollout_id: int) -> str:

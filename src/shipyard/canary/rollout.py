@@ -26,6 +26,7 @@ from typing import Any
 from shipyard.adapters import Adapters
 from shipyard.canary import records
 from shipyard.canary.judge import Verdict, judge_canary
+from shipyard.canary.wording import failures
 from shipyard.config.schema import CanaryConfig, ProjectConfig
 from shipyard.coordination import HeldLease, new_owner
 from shipyard.domain import RolloutStatus
@@ -211,7 +212,7 @@ class CanaryRollout:
                 return "aborted"
             verdict = self._judge(index, weight, extensions)
             if verdict.outcome == "fail":
-                self.roll_back(f"step {index + 1} ({label}): the judge failed it")
+                self.roll_back(f"step {index + 1} ({label}): {failures(verdict.checks)}")
                 return "fail"
             if status == records.PROMOTING or self._over(pause, elapsed, extensions, interval):
                 if verdict.outcome == "pass" or status == records.PROMOTING:

@@ -243,11 +243,15 @@ def cancel(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Cancel a run: its running command and all its children are stopped."""
     found = services(state, server)
     name = pick_project(found, project)
     one = found.runs.cancel(name, number)
+    if as_json:
+        print_json(console, run_dict(one))
+        return
     console.print(f"cancel requested for {name}#{number} ({one.status})")
 
 
@@ -255,11 +259,15 @@ def cancel(
 def down(
     project: ProjectOption = None,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Stop every deployment, gateway and process Shipyard started in the state directory."""
     from shipyard.services.processes import Processes
 
     done = Processes(adapters(state)).down(project)
+    if as_json:
+        print_json(console, done.model_dump(mode="json"))
+        return
     console.print(f"stopped {done.deployments} deployment(s) in {done.environments} environment(s)")
     for process in done.processes:
         what = f" ({process.project} {process.version})" if process.project else ""

@@ -33,10 +33,14 @@ def approve(
     ] = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Approve a run waiting at its release (qa) or canary (releaser) gate; it goes on."""
     found = services(state, server)
     view = found.approvals.approve(pick_project(found, project), number, reason)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     console.print(
         f"{view.project}#{view.run} approved at {view.gate} by {view.actor}:"
         f" queued again from {view.gate}"
@@ -49,10 +53,14 @@ def reject(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Reject a run waiting at a gate: it fails there, with your reason."""
     found = services(state, server)
     view = found.approvals.reject(pick_project(found, project), number, reason)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     console.print(f"{view.project}#{view.run} rejected at {view.gate} by {view.actor}: {reason}")
 
 
@@ -74,9 +82,10 @@ def approvals(
 
 
 def inbox_table(pending: list[ApprovalView]) -> Table:
-    table = Table(title="waiting for approval", title_justify="left")
-    for column in ("run", "gate", "may approve", "since", "deadline"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("run", "gate", "may approve", "since", "deadline")
+    table = make_table(*columns, typed=("run",), title="waiting for approval")
     for view in pending:
         table.add_row(
             f"{view.project}#{view.run}",

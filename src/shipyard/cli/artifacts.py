@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import (
     JsonOption,
@@ -25,6 +24,7 @@ from shipyard.errors import InvalidInput
 
 if TYPE_CHECKING:  # the CLI imports its subsystems lazily, to start fast
     from shipyard.services.artifacts import ArtifactView
+    from shipyard.store.models import Repository
 
 artifacts_app = typer.Typer(
     help="The artifact repositories (`dev`, `release`).", no_args_is_help=False
@@ -87,9 +87,10 @@ def _print_listing(found: list[ArtifactView], as_json: bool) -> None:
     if as_json:
         print_json(console, [_artifact_dict(art) for art in found])
         return
-    table = Table(title="artifacts", title_justify="left")
-    for column in ("name:version", "digest", "size", "repositories", "git", "created"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("name:version", "digest", "size", "repositories", "git", "created")
+    table = make_table(*columns, typed=("name:version", "digest", "git"), title="artifacts")
     for art in found:
         table.add_row(
             f"{art.name}:{art.version}",
@@ -108,9 +109,19 @@ def artifacts_show(
     state: StateOption = None,
     server: ServerOption = None,
     as_json: JsonOption = False,
+    sbom: Annotated[
+        bool, typer.Option("--sbom", help="Print the whole CycloneDX SBOM, not its summary.")
+    ] = False,
 ) -> None:
-    """An artifact's build-info, properties, repositories, signatures and attestations."""
-    detail = services(state, server).artifacts.show(*split_ref(ref))
+    """An artifact's build-info (its SBOM summarised), properties, repositories, signatures and
+    attestations."""
+    name, version = split_ref(ref)
+    detail = services(state, server).artifacts.show(name, version)
+    if sbom:
+        from shipyard.services.artifacts import sbom_document
+
+        print_json(console, sbom_document(name, version, detail.build_info))
+        return
     data = {
         **_artifact_dict(detail),
         "signatures": [_trust(s.key_id, s.verified) for s in detail.signatures],
@@ -121,14 +132,30 @@ def artifacts_show(
     if as_json:
         print_json(console, data)
         return
-    table = Table(show_header=False, title=ref, title_justify="left")
+    # One field a line, whole (a digest is longer than a narrow terminal: it soft-wraps there).
+    console.print(f"[bold]{ref}[/]", highlight=False)
     for key in ("digest", "size", "repositories", "created_at", "signatures", "attestations"):
         value = data[key]
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        console.print(f"{key:<14} {shown}", markup=False, highlight=False, soft_wrap=True)
     for key, value in detail.properties.items():
-        table.add_row(key, value, style="cyan")
-    console.print(table)
-    print_json(console, detail.build_info)
+        console.print(f"{key:<14} {value}", style="cyan", markup=False, soft_wrap=True)
+    document = detail.build_info.get("sbom")
+    print_json(console, {k: v for k, v in detail.build_info.items() if k != "sbom"})
+    if isinstance(document, dict):
+        console.print(_sbom_words(ref, document), soft_wrap=True, highlight=False, markup=False)
+
+
+def _sbom_words(ref: str, document: dict[str, Any]) -> str:
+    """The SBOM in one sentence: its components and their licences, counted."""
+    from shipyard.services.artifacts import SbomSummary
+
+    summary = SbomSummary.of(document)
+    licences = ", ".join(f"{c.licence} {c.components}" for c in summary.licences) or "none"
+    return (
+        f"sbom: CycloneDX {summary.spec_version}, {summary.components} components;"
+        f" licences: {licences} (`shipyard artifacts show {ref} --sbom` prints it whole)"
+    )
 
 
 def _trust(text: str, verified: bool) -> str:
@@ -145,6 +172,7 @@ def artifacts_set(
         list[str] | None, typer.Option("--unset", help="A key to remove (repeatable).")
     ] = None,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Set or remove an artifact's properties (the stages' namespaces are read-only)."""
     from shipyard.artifacts.catalog import Catalog
@@ -160,6 +188,9 @@ def artifacts_set(
     catalog = Catalog(store)
     catalog.set_properties(artifact, values)
     removed = catalog.unset_properties(artifact, unset or [])
+    if as_json:
+        print_json(console, {"ref": ref, "set": values, "removed": removed})
+        return
     console.print(
         f"{ref}: set {', '.join(values) or 'nothing'}; removed {', '.join(removed) or 'nothing'}"
     )
@@ -172,23 +203,14 @@ def artifacts_repos(state: StateOption = None, as_json: JsonOption = False) -> N
     from shipyard.artifacts.gc import format_age
 
     rows = Catalog(adapters(state).store).repositories()
-    data = [
-        {
-            "name": r.name,
-            "immutable": r.immutable,
-            "require": r.require,
-            "allow_skipped": r.allow_skipped,
-            "keep_last": r.keep_last,
-            "max_age": format_age(r.max_age) or None,
-        }
-        for r in rows
-    ]
+    data = [_repository_dict(r) for r in rows]
     if as_json:
         print_json(console, data)
         return
-    table = Table(title="repositories", title_justify="left")
-    for column in ("name", "immutable", "requires passed", "skip allowed", "keep last", "max age"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("name", "immutable", "requires passed", "skip allowed", "keep last", "max age")
+    table = make_table(*columns, typed=("name",), title="repositories")
     for r in rows:
         table.add_row(
             r.name,
@@ -201,6 +223,19 @@ def artifacts_repos(state: StateOption = None, as_json: JsonOption = False) -> N
     console.print(table)
 
 
+def _repository_dict(row: Repository) -> dict[str, Any]:
+    from shipyard.artifacts.gc import format_age
+
+    return {
+        "name": row.name,
+        "immutable": row.immutable,
+        "require": row.require,
+        "allow_skipped": row.allow_skipped,
+        "keep_last": row.keep_last,
+        "max_age": format_age(row.max_age) or None,
+    }
+
+
 @artifacts_app.command("create-repo")
 def artifacts_create_repo(
     name: Annotated[str, typer.Argument(help="Repository name.")],
@@ -208,13 +243,18 @@ def artifacts_create_repo(
         bool, typer.Option("--immutable", help="Never overwritten or cleaned; promotion signs.")
     ] = False,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Add a repository (dev and release exist from the start)."""
     from shipyard.artifacts.catalog import Catalog
     from shipyard.artifacts.repository import validate_name
 
-    catalog = Catalog(adapters(state, create=True).store)
-    row = catalog.create_repository(validate_name(name), immutable=immutable)
+    row = Catalog(adapters(state, create=True).store).create_repository(
+        validate_name(name), immutable=immutable
+    )
+    if as_json:
+        print_json(console, _repository_dict(row))
+        return
     console.print(f"repository {row.name} created{' (immutable)' if row.immutable else ''}")
 
 
@@ -249,6 +289,7 @@ def artifacts_policy(
         str | None, typer.Option("--reason", help="Why; required to loosen, kept in the audit log.")
     ] = None,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show or change a repository's promotion policy and retention."""
     from shipyard.artifacts.catalog import Catalog
@@ -273,6 +314,9 @@ def artifacts_policy(
     if no_retention or keep_last is not None or max_age is not None:
         age = parse_age(max_age) if max_age is not None else None
         row = catalog.set_retention(repository, keep_last, age)
+    if as_json:
+        print_json(console, _repository_dict(row))
+        return
     retention = " and ".join(
         part
         for part in (
@@ -309,12 +353,18 @@ def artifacts_key(ctx: typer.Context, key: KeyOption = None, state: StateOption 
 
 
 @key_app.command("list")
-def artifacts_key_list(key: KeyOption = None, state: StateOption = None) -> None:
+def artifacts_key_list(
+    key: KeyOption = None, state: StateOption = None, as_json: JsonOption = False
+) -> None:
     """List the keys whose signatures count here: this instance's and the trusted ones."""
     from shipyard.artifacts.signing import KeyFile, key_id
 
     keys = KeyFile.resolve(adapters(state).state.signing_key, key)
     own = key_id(keys.trusted()) if keys.path.exists() else None
+    if as_json:
+        trusted = sorted(set(keys.trusted_keys()) - {own})
+        print_json(console, {"own": own, "path": keys.path, "trusted": trusted})
+        return
     console.print(f"{own or 'no key yet'}  this instance ({keys.path})", highlight=False)
     for ident in sorted(set(keys.trusted_keys()) - {own}):
         console.print(f"{ident}  trusted ({keys.trusted_dir})", highlight=False)
@@ -325,24 +375,36 @@ def artifacts_key_trust(
     file: Annotated[Path, typer.Argument(help="A public key PEM (`shipyard artifacts key`).")],
     key: KeyOption = None,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Trust another Shipyard's key: its signed stage results count here for promotion."""
     from shipyard.artifacts.keys import trust_key
     from shipyard.artifacts.signing import KeyFile
 
     keys = KeyFile.resolve(adapters(state, create=True).state.signing_key, key)
-    console.print(f"trusting {trust_key(keys, file)} (in {keys.trusted_dir})", highlight=False)
+    trusted = trust_key(keys, file)
+    if as_json:
+        print_json(console, {"trusted": trusted, "dir": keys.trusted_dir})
+        return
+    console.print(f"trusting {trusted} (in {keys.trusted_dir})", highlight=False)
 
 
 @key_app.command("rotate")
-def artifacts_key_rotate(key: KeyOption = None, state: StateOption = None) -> None:
+def artifacts_key_rotate(
+    key: KeyOption = None, state: StateOption = None, as_json: JsonOption = False
+) -> None:
     """Make a new signing key: verify every signature with the old one, re-sign with the new."""
+    from dataclasses import asdict
+
     from shipyard.artifacts.catalog import Catalog
     from shipyard.artifacts.keys import rotate_key
     from shipyard.artifacts.signing import KeyFile
 
     a = adapters(state)
     done = rotate_key(Catalog(a.store), KeyFile.resolve(a.state.signing_key, key))
+    if as_json:
+        print_json(console, asdict(done))
+        return
     console.print(
         f"rotated {done.old} -> {done.new}: {done.artifacts} artifact(s) re-signed;"
         f" the old key is kept at {done.retired}",
@@ -451,8 +513,11 @@ def artifacts_pull(
     ] = None,
     key: KeyOption = None,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Export an artifact: its exact bytes to a file, and FILE.manifest.json beside it."""
+    from dataclasses import asdict
+
     from shipyard.artifacts.signing import KeyFile
     from shipyard.artifacts.transfer import pull
 
@@ -462,6 +527,9 @@ def artifacts_pull(
     keys = KeyFile.resolve(a.state.signing_key, key)
     with err.status(f"pulling {ref}"):
         done = pull(a.store, a.blobs, name, version, target, keys=keys)
+    if as_json:
+        print_json(console, asdict(done))
+        return
     console.print(
         f"{done.ref} -> {done.path} ({done.size:,} bytes, {done.digest}); manifest {done.manifest}"
     )
@@ -480,13 +548,19 @@ def artifacts_push(
         typer.Option("--manifest", help="Manifest (default: FILE.manifest.json if present)."),
     ] = None,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Import an artifact file (verified as it streams in) into a repository."""
+    from dataclasses import asdict
+
     from shipyard.artifacts.transfer import push
 
     a = adapters(state, create=True)
     with err.status(f"pushing {file}"):
         done = push(a.store, a.blobs, file, repository=repo, manifest=manifest)
+    if as_json:
+        print_json(console, asdict(done) | {"repository": repo})
+        return
     how = "with its manifest" if done.manifest else "without a manifest (no stage results)"
     word = "added" if done.created else "already known (nothing changed)"
     console.print(f"{done.ref} {word} in {repo}, {done.digest}, {how}")
@@ -510,6 +584,7 @@ def promote(
     key: KeyOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Promote an artifact if the target's policy allows it (metadata only; release signs it)."""
     name, version = split_ref(ref)
@@ -523,6 +598,11 @@ def promote(
         dry_run=dry_run,
         key=key,
     )
+    if as_json:
+        print_json(console, result.model_dump(mode="json"))
+        if dry_run:
+            raise typer.Exit(0 if result.allowed or result.already else 1)
+        return
     if dry_run:
         verdict = (
             "already in"

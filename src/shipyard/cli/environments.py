@@ -6,7 +6,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import (
     JsonOption,
@@ -28,10 +27,17 @@ def deploy(
     ] = "staging",
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Deploy an artifact to an environment with all traffic (production takes only `release` artifacts)."""
+    from shipyard.cli.common import err
+
     name, version = split_ref(ref)
-    live = services(state, server).deployments.deploy(name, version, env, say=console.print)
+    say = (err if as_json else console).print
+    live = services(state, server).deployments.deploy(name, version, env, say=say)
+    if as_json:
+        print_json(console, live.model_dump(mode="json"))
+        return
     if live.standby:
         console.print(f"{live.standby} kept ready for `shipyard rollback --env {env}`")
     console.print(f"{name}:{version} serves all traffic in {env} at {live.url}")
@@ -42,12 +48,17 @@ def rollback(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Move all traffic back to the previous version, which was kept running (instant)."""
+    """Move all traffic back to the previous version, which was kept running (instant); the
+    version it leaves stays as the standby, so a second rollback rolls forward."""
     found = services(state, server)
     name = pick_project(found, project)
     started = time.monotonic()
     live = found.deployments.rollback(name, env)
+    if as_json:
+        print_json(console, live.model_dump(mode="json"))
+        return
     console.print(
         f"{name}/{env}: all traffic on {live.version} again ({(time.monotonic() - started) * 1000:.0f} ms); {live.standby} kept as standby"
     )
@@ -59,24 +70,17 @@ def envs(
     server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the environments: which versions run where, with their traffic weight."""
+    """Show the environments: where clients call each one, and which versions run there with
+    their traffic weight."""
+    from shipyard.cli.render import make_table
+
     environments = services(state, server).deployments.environments(project)
-    rows = [d for environment in environments for d in environment.deployments]
     if as_json:
-        print_json(console, [d.model_dump(mode="json") for d in rows])
+        print_json(console, [e.model_dump(mode="json") for e in environments])
         return
-    table = Table(title="environments", title_justify="left")
-    for column in (
-        "project",
-        "environment",
-        "version",
-        "role",
-        "weight",
-        "state",
-        "endpoint",
-        "pid",
-    ):
-        table.add_column(column)
+    rows = [d for environment in environments for d in environment.deployments]
+    columns = ("project", "environment", "version", "role", "weight", "state", "endpoint", "pid")
+    table = make_table(*columns, typed=("version", "endpoint"), title="environments")
     for d in rows:
         table.add_row(
             d.project,
@@ -90,11 +94,14 @@ def envs(
         )
     console.print(table)
     for environment in environments:
-        if environment.routes:
-            console.print(
-                f"gateway {environment.project}/{environment.environment}:"
-                f" routes in {environment.routes}"
-            )
+        where = f"{environment.project}/{environment.environment}"
+        routes = f" (gateway routes in {environment.routes})" if environment.routes else ""
+        console.print(
+            f"{where}: {environment.url or 'no URL yet'}{routes}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

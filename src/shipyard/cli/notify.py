@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ServerOption, StateOption, console, services
 from shipyard.cli.render import print_json
@@ -44,9 +43,13 @@ def add(
     ] = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Post notices to URL from now on."""
     target = services(state, server, create=True).notifications.add(url, event or [], project)
+    if as_json:
+        print_json(console, target.model_dump(mode="json"))
+        return
     console.print(f"notification target {target.id} added: {_what(target)}")
 
 
@@ -62,9 +65,10 @@ def list_targets(
     if not targets:
         console.print("no notification targets: `shipyard notify add URL` adds one")
         return
-    table = Table(title="notification targets", title_justify="left")
-    for column in ("id", "url", "events", "project", "added by"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("id", "url", "events", "project", "added by")
+    table = make_table(*columns, typed=("id", "url"), title="notification targets")
     for target in targets:
         events = ", ".join(target.events) or "all"
         table.add_row(
@@ -78,9 +82,13 @@ def remove(
     target: Annotated[int, typer.Argument(help="The target's id (`shipyard notify list`).")],
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Stop posting to a target."""
     gone = services(state, server).notifications.remove(target)
+    if as_json:
+        print_json(console, gone.model_dump(mode="json"))
+        return
     console.print(f"notification target {gone.id} removed")
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import JsonOption, ServerOption, StateOption, console, services
 from shipyard.cli.render import print_json
@@ -49,12 +48,19 @@ def project_add(
     ] = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Register a project: a mirror of its remote, the branches to run, its webhook secret."""
     secret = _read_secret(secret_file) if secret_file else None
     project, made = services(state, server, create=True).projects.add(
         name, repo, branches=branch or ["main"], webhook_secret=secret, poll_interval=poll
     )
+    if as_json:
+        from shipyard.services.projects import NewProject
+
+        shown = NewProject(project=project, webhook_secret=made)
+        print_json(console, shown.model_dump(mode="json"))
+        return
     console.print(f"registered [bold]{project.name}[/]: {project.remote}")
     console.print(f"branches: {', '.join(project.branches)}; mirror: {project.repository}")
     if project.poll_interval:
@@ -76,7 +82,9 @@ def project_list(
     if as_json:
         print_json(console, [p.model_dump(mode="json") for p in found])
         return
-    table = Table("project", "remote", "branches", "poll")
+    from shipyard.cli.render import make_table
+
+    table = make_table("project", "remote", "branches", "poll", typed=("project", "remote"))
     for p in found:
         poll = f"{p.poll_interval:g} s" if p.poll_interval else "-"
         table.add_row(p.name, p.remote or "", ", ".join(p.branches), poll)
@@ -107,9 +115,13 @@ def project_remove(
     name: Annotated[str, typer.Argument(help="Project name.")],
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Unregister a project: no more webhooks or polling; its runs and history stay."""
     project = services(state, server).projects.remove(name)
+    if as_json:
+        print_json(console, project.model_dump(mode="json"))
+        return
     console.print(f"unregistered {project.name}; its runs and mirror ({project.repository}) stay")
 
 
@@ -119,9 +131,15 @@ def project_run(
     ref: Annotated[str, typer.Option("--ref", help="A branch, tag or full sha.")] = "main",
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Fetch a ref of the project's remote and queue a run of it for the server."""
     run = services(state, server).projects.run(name, ref, trigger="cli")
+    if as_json:
+        from shipyard.cli.render import run_dict
+
+        print_json(console, run_dict(run))
+        return
     console.print(f"queued [bold]{run.project}[/] run [bold]#{run.number}[/] at {run.sha[:12]}")
 
 
@@ -132,12 +150,16 @@ def hook_install(
         bool, typer.Option("--force", help="Replace a post-commit hook Shipyard did not write.")
     ] = False,
     state: StateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Install a post-commit hook that queues each new commit (`shipyard run --detach`)."""
     from shipyard.githook import install_hook
     from shipyard.paths import resolve_state_dir
 
     hook, changed = install_hook(path, resolve_state_dir(state), force=force)
+    if as_json:
+        print_json(console, {"hook": str(hook), "installed": changed})
+        return
     console.print(f"{'installed' if changed else 'already installed'}: {hook}")
 
 

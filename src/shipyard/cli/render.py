@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.status import Status as Spinner
+from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
 
@@ -34,6 +36,11 @@ def styled_state(state: str) -> Text:
     return Text(
         state, style={"ready": "green", "starting": "cyan", "failed": "bold red"}.get(state, "dim")
     )
+
+
+def prose(status: str) -> str:
+    """A status word as a sentence writes it: ``rolled-back`` is "rolled back"."""
+    return status.replace("-", " ")
 
 
 def styled(status: str) -> Text:
@@ -112,31 +119,60 @@ class LogTail:
             out.write(f"{self.stage:<8}| {line}")
 
 
+class FittedTable(Table):
+    """A table whose typed cells fold rather than being cut (see :func:`make_table`)."""
+
+    def add_row(
+        self,
+        *renderables: RenderableType | None,
+        style: StyleType | None = None,
+        end_section: bool = False,
+    ) -> None:
+        # Rich crops a cell of a no_wrap column; the cell's own Text decides, so give it one
+        # that folds (and reads no markup: these are data, not prose).
+        cells = [
+            Text(cell, no_wrap=False, overflow="fold")
+            if isinstance(cell, str) and column.no_wrap
+            else cell
+            for cell, column in zip(renderables, self.columns, strict=False)
+        ]
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
+def make_table(*columns: str, typed: Collection[str] = (), title: str | None = None) -> Table:
+    """A table that fits the terminal and never cuts what a user types next.
+
+    The ``typed`` columns hold what a user copies into the next command (versions, digests,
+    URLs, run numbers, names): they do not wrap while the other columns can wrap to make room,
+    and on a terminal too narrow even for them they fold onto the next line instead of ending
+    in an ellipsis. Every command's table is made here, so they all behave alike.
+    """
+    made = FittedTable(title=title, title_justify="left")
+    for column in columns:
+        made.add_column(column, no_wrap=column in typed, overflow="fold")
+    return made
+
+
 def run_table(run: RunView) -> Table:
-    table = Table(
-        title=f"{run.project} run #{run.number}  {run.sha[:12]}  {run.status}",
-        title_justify="left",
-    )
-    for column in ("stage", "status", "time", "message"):
-        table.add_column(column)
+    title = f"{run.project} run #{run.number}  {run.sha[:12]}  {run.status}"
+    made = make_table("stage", "status", "time", "message", typed=("stage",), title=title)
     for stage in run.stages:
-        table.add_row(
+        made.add_row(
             stage.name,
             styled(stage.status),
             _duration(stage.started_at, stage.finished_at),
             stage.message or "",
         )
-    return table
+    return made
 
 
 def runs_table(runs: list[RunView]) -> Table:
-    table = Table(title="runs", title_justify="left")
-    for column in ("project", "run", "commit", "status", "started", "time", "at stage"):
-        table.add_column(column)
+    columns = ("project", "run", "commit", "status", "started", "time", "at stage")
+    made = make_table(*columns, typed=("project", "run", "commit"), title="runs")
     for run in runs:
         current = next((s.name for s in run.stages if s.status in ("running", "waiting")), "")
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else ""
-        table.add_row(
+        made.add_row(
             run.project,
             f"#{run.number}",
             run.sha[:10],
@@ -145,7 +181,7 @@ def runs_table(runs: list[RunView]) -> Table:
             _duration(run.started_at, run.finished_at),
             current,
         )
-    return table
+    return made
 
 
 def run_dict(run: RunView) -> dict[str, Any]:

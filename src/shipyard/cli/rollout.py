@@ -14,7 +14,6 @@ import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.common import (
     JsonOption,
@@ -85,23 +84,42 @@ def status(
     if as_json:
         print_json(console, view.model_dump(mode="json"))
         return
-    _print_status(view)
+    _print_status(view, _rolled_back(found, view))
 
 
-def _print_status(view: RolloutView) -> None:
+def _rolled_back(found: Services | RemoteServices, view: RolloutView) -> bool:
+    """Whether `shipyard rollback` has since put the rollout's stable version back live."""
+    if view.status != RolloutStatus.PASSED or view.stable is None:
+        return False
+    deployments = found.deployments.list(view.project, view.environment)
+    stable = [d.version for d in deployments if d.role == "stable"]
+    return stable[-1:] == [view.stable]
+
+
+def _print_status(view: RolloutView, rolled_back: bool) -> None:
+    from shipyard.cli.render import prose
+
+    why = f" ({view.reason})" if view.reason else ""
     console.print(
         f"rollout {view.id}: {view.project}/{view.environment} "
-        f"{view.stable} -> {view.canary}: [bold]{view.status}[/]"
+        f"{view.stable} -> {view.canary}: [bold]{prose(view.status)}[/]{why}",
+        highlight=False,
     )
+    if rolled_back:
+        console.print(
+            f"since then rolled back by `shipyard rollback`: all traffic is on {view.stable}"
+            f" again, {view.canary} is the standby (`shipyard rollback` again rolls forward)",
+            highlight=False,
+        )
     if view.active and view.steps:
         where = f"step {view.step_index + 1}/{len(view.steps)} at {view.weight}%"
         driver = (
             "driven" if view.driven else "NOT driven: `shipyard rollout resume` or `shipyard up`"
         )
         console.print(f"{where}; {driver}")
-    table = Table(title="steps", title_justify="left")
-    for column in ("#", "weight", "pause", "shadow"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    table = make_table("#", "weight", "pause", "shadow", title="steps")
     for index, step in enumerate(view.steps):
         pause = step.pause if step.pause == "manual" else f"{float(step.pause):g}s"
         table.add_row(str(index + 1), f"{step.weight}%", pause, f"{step.shadow or ''}")
@@ -113,7 +131,7 @@ def _print_status(view: RolloutView) -> None:
             f"({last.canary_requests} canary / {last.stable_requests} stable requests)"
         )
         for check in last.checks:
-            console.print(f"  {check.name}: {check.outcome}: {check.detail}")
+            console.print(f"  {check.sentence}", highlight=False, markup=False)
 
 
 @rollout_app.command("promote")
@@ -123,9 +141,13 @@ def promote(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """End the current step (a `pause: manual` step waits for this) and go to the next."""
     view = _steer(services(state, server), project, env, RolloutAction.PROMOTE, rollout_id)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     console.print(f"rollout {view.id}: promote requested")
     if not view.driven:
         console.print(
@@ -140,9 +162,13 @@ def abort(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """All traffic back to stable at once and stop the canary."""
     view = _steer(services(state, server), project, env, RolloutAction.ABORT, rollout_id)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     if view.status == RolloutStatus.ABORTING:
         console.print(f"rollout {view.id}: abort requested; its driver rolls it back")
         return
@@ -156,9 +182,13 @@ def pause(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Hold the rollout at its weights; the judge keeps watching and still rolls back."""
     view = _steer(services(state, server), project, env, RolloutAction.PAUSE, rollout_id)
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
+        return
     console.print(f"rollout {view.id}: paused at {view.weight}%")
 
 
@@ -169,31 +199,43 @@ def resume(
     project: ProjectOption = None,
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Continue a paused rollout; one that no process drives is driven here to its verdict."""
     from shipyard.canary import records
+    from shipyard.cli.common import err
+    from shipyard.cli.render import prose
     from shipyard.controllers import Reconciler
     from shipyard.services import Services
 
     found = services(state, server)
+    out = err if as_json else console
     view = _steer(found, project, env, RolloutAction.RESUME, rollout_id)
-    console.print(f"rollout {view.id}: resumed")
+    out.print(f"rollout {view.id}: resumed")
     # A server drives what it resumes; here, with no driver, this process drives it. A driver
     # that was killed still holds its lease until it runs out: wait for that, not for a pid.
     if not isinstance(found, Services):
+        _print_json(view, as_json)
         return
     if view.driven:
-        console.print(f"rollout {view.id}: its driver's lease is held; checking that it is alive")
+        out.print(f"rollout {view.id}: its driver's lease is held; checking that it is alive")
         if found.adapters.leases.settle(records.driver_lease(view.id)) is not None:
+            _print_json(view, as_json)
             return
-    console.print(f"rollout {view.id}: no process drives it; driving it here from its step")
-    reconciler = Reconciler(found.adapters, console.print)
+    out.print(f"rollout {view.id}: no process drives it; driving it here from its step")
+    reconciler = Reconciler(found.adapters, out.print)
     reconciler.reconcile(drive=False)
     done = reconciler.drive(
         records.find_rollout(found.adapters.store, view.project, view.environment, view.id)
     )
-    console.print(f"rollout {done.id}: {done.status}")
+    out.print(f"rollout {done.id}: {prose(done.status)}")
+    _print_json(found.rollouts.get(view.project, view.environment, view.id), as_json)
     raise typer.Exit(0 if done.status == RolloutStatus.PASSED else 1)
+
+
+def _print_json(view: RolloutView, as_json: bool) -> None:
+    if as_json:
+        print_json(console, view.model_dump(mode="json"))
 
 
 def up(

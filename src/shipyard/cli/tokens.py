@@ -32,9 +32,15 @@ def create(
     role: Annotated[TokenRole, typer.Option("--role", help=f"One of {ROLES}.")],
     state: StateOption = None,
     server: ServerOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a token; its secret is printed once and only its digest is kept."""
     token, secret = services(state, server, create=True).tokens.create(name, role)
+    if as_json:
+        from shipyard.services.tokens import NewToken
+
+        print_json(console, NewToken(token=token, secret=secret).model_dump(mode="json"))
+        return
     console.print(
         f"token [bold]{token.name}[/] ({token.role}) created; it will not be shown again:"
     )
@@ -54,16 +60,25 @@ def list_tokens(
 
 
 @token_app.command()
-def revoke(name: NameArgument, state: StateOption = None, server: ServerOption = None) -> None:
+def revoke(
+    name: NameArgument,
+    state: StateOption = None,
+    server: ServerOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Revoke a token: from now on it is refused (401)."""
     token = services(state, server).tokens.revoke(name)
+    if as_json:
+        print_json(console, token.model_dump(mode="json"))
+        return
     console.print(f"token [bold]{token.name}[/] revoked at {_when(token.revoked_at)}")
 
 
 def tokens_table(tokens: list[TokenView]) -> Table:
-    table = Table(title="tokens", title_justify="left")
-    for column in ("name", "role", "created", "by", "last used", "revoked"):
-        table.add_column(column)
+    from shipyard.cli.render import make_table
+
+    columns = ("name", "role", "created", "by", "last used", "revoked")
+    table = make_table(*columns, typed=("name",), title="tokens")
     for token in tokens:
         table.add_row(
             token.name,

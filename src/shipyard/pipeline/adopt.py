@@ -13,7 +13,6 @@ from functools import partial
 
 from shipyard.canary import records
 from shipyard.canary.rollout import CanaryRollout, RolloutHooks, probe_bodies
-from shipyard.domain import Status
 from shipyard.errors import Conflict, NotFound
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.pipeline.stages import production
@@ -40,7 +39,7 @@ def adopted_rollout(ctx: RunContext) -> StageOutcome | None:
         else:
             ctx.wait(POLL_SECONDS)
         rollout = records.find_rollout(ctx.store, ctx.project, production.ENVIRONMENT, rollout.id)
-    return _verdict(rollout)
+    return production.outcome_of(ctx, rollout)
 
 
 def _rollout_of(ctx: RunContext) -> Rollout | None:
@@ -54,16 +53,3 @@ def _rollout_of(ctx: RunContext) -> Rollout | None:
         return None
     # One that was rolled back or aborted ended that attempt: the retry begins a new one.
     return newest if newest.status in (*records.ACTIVE, records.PASSED) else None
-
-
-def _verdict(rollout: Rollout) -> StageOutcome:
-    """The canary stage's outcome for a finished rollout (as ``production.canary`` words it)."""
-    stable = rollout.stable_version
-    summary = {"rollout": rollout.id, "verdicts": rollout.verdicts, "stable": stable}
-    if rollout.status == records.ABORTED:
-        return StageOutcome(Status.CANCELLED, f"aborted; {stable} stays live", summary)
-    if rollout.status != records.PASSED:
-        return StageOutcome(Status.ROLLED_BACK, f"rolled back; {stable} stays live", summary)
-    return StageOutcome.passed(
-        f"passed {len(rollout.verdicts)} judgement(s) against {stable}", **summary
-    )

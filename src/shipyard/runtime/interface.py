@@ -34,6 +34,7 @@ __all__ = [
     "ServerSpec",
     "Shadow",
     "VersionStats",
+    "gateway_url",
 ]
 
 # Installed into every artifact environment next to the project's own requirements.
@@ -53,6 +54,11 @@ SERVING_REQUIREMENTS: tuple[str, ...] = (
 VERSION_HEADER = "x-shipyard-version"
 # On a request pinned to a version that is not the stable one: the environment's pin token.
 PIN_TOKEN_HEADER = "x-shipyard-pin-token"
+
+
+def gateway_url(port: int) -> str:
+    """Where clients reach an environment whose gateway listens on ``port``."""
+    return f"http://127.0.0.1:{port}"
 
 
 @dataclass(frozen=True)

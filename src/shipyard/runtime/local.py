@@ -38,6 +38,7 @@ from shipyard.runtime.interface import (
     Runtime,
     ServerSpec,
     VersionStats,
+    gateway_url,
 )
 from shipyard.runtime.routes import RouteTable, Shadow, check_routes, pin_digest, table_of
 
@@ -399,10 +400,6 @@ def gateway_pid_on(port: int) -> int | None:
     """The pid the gateway on ``port`` reports, None when nothing (or no gateway) answers."""
     health = get_json(f"{gateway_url(port)}/_shipyard/health")
     return health.get("pid") if isinstance(health, dict) else None
-
-
-def gateway_url(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:

@@ -25,6 +25,7 @@ from shipyard.runtime.interface import (
     ServerSpec,
     Shadow,
     VersionStats,
+    gateway_url,
 )
 from shipyard.runtime.routes import check_routes
 
@@ -113,7 +114,7 @@ class MemoryRuntime(Runtime):
                 hint=f"stop it or set environments.{environment_dir.name}.port in shipyard.yaml",
             )
         gateway.port, gateway.running = port, True
-        return f"http://127.0.0.1:{port}"
+        return gateway_url(port)
 
     def gateway_port(self, environment_dir: Path) -> int | None:
         gateway = self.gateways.get(environment_dir)

@@ -139,6 +139,17 @@ class SbomSummary(View):
         )
 
 
+def sbom_document(name: str, version: str, build_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The CycloneDX SBOM the publish stage keeps in the build-info (NotFound without one)."""
+    document = build_info.get("sbom")
+    if not isinstance(document, dict):
+        raise NotFound(
+            f"{name}:{version} has no SBOM in its build-info.",
+            hint="The analyze stage writes one when `sbom` is in `analyze.checks`.",
+        )
+    return document
+
+
 def _licence(component: Mapping[str, Any]) -> str:
     """A component's licences as CycloneDX lists them: an SPDX expression, or licences by id
     or name (several joined by AND: each applies)."""
@@ -257,13 +268,9 @@ class Artifacts:
 
     def sbom(self, name: str, version: str) -> dict[str, Any]:
         """The CycloneDX SBOM kept in the artifact's build-info by the publish stage."""
-        document = self.catalog.describe(name, version).artifact.build_info.get("sbom")
-        if not isinstance(document, dict):
-            raise NotFound(
-                f"{name}:{version} has no SBOM in its build-info.",
-                hint="The analyze stage writes one when `sbom` is in `analyze.checks`.",
-            )
-        return document
+        return sbom_document(
+            name, version, self.catalog.describe(name, version).artifact.build_info
+        )
 
     def history(self, name: str, version: str, limit: int = 100) -> list[EventView]:
         """What happened to ``name:version``, newest first: published, signed, promoted..."""

@@ -18,6 +18,7 @@ from itertools import groupby
 from shipyard.adapters import Adapters
 from shipyard.domain import RELEASE_REPOSITORY, Role
 from shipyard.errors import InvalidInput
+from shipyard.runtime.interface import gateway_url
 from shipyard.services.cache import ViewCache
 from shipyard.services.views import View
 from shipyard.store.models import Deployment
@@ -61,6 +62,8 @@ class EnvironmentView(View):
     deployments: list[DeploymentView]
     stable: str | None
     standby: str | None
+    # Where its clients call: the gateway's URL, else (no gateway) the stable server's endpoint.
+    url: str | None = None
     routes: str | None  # the gateway's routes file, when the environment has a gateway
 
 
@@ -127,13 +130,17 @@ class Deployments:
     def _environment(
         self, project: str, environment: str, deployments: builtins.list[DeploymentView]
     ) -> EnvironmentView:
-        routes = self.adapters.state.environment_dir(project, environment) / "routes.json"
+        env_dir = self.adapters.state.environment_dir(project, environment)
+        routes = env_dir / "routes.json"
+        port = self.adapters.runtime.gateway_port(env_dir)
+        stable = next((d for d in deployments if d.role == Role.STABLE), None)
         return EnvironmentView(
             project=project,
             environment=environment,
             deployments=deployments,
             stable=_version_of(deployments, Role.STABLE),
             standby=_version_of(deployments, Role.STANDBY),
+            url=gateway_url(port) if port else stable.endpoint if stable else None,
             routes=str(routes) if routes.is_file() else None,
         )
 

@@ -15,6 +15,7 @@ from shipyard.domain import Gate, Role, Status
 from shipyard.pipeline import deploy
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.services.approvals import Approvals
+from shipyard.store.models import Rollout
 
 ENVIRONMENT = "production"
 STAGES = ("canary", "live")  # a run that stops in one of these withdraws its version
@@ -46,16 +47,24 @@ def canary(ctx: RunContext) -> StageOutcome:
         ctx.adapters, ctx.config, ENVIRONMENT, stable, candidate, hooks, _probe_bodies(ctx), run_id
     )
     say(f"rollout {controller.rollout.id}: `shipyard rollout status` shows it")
-    rollout = controller.run()
-    summary = {"rollout": rollout.id, "verdicts": rollout.verdicts, "stable": stable.version}
+    return outcome_of(ctx, controller.run())
+
+
+def outcome_of(ctx: RunContext, rollout: Rollout) -> StageOutcome:
+    """The canary stage's outcome for a finished rollout; a rollback says why (the failed
+    checks' sentences), and so does the notice read from it."""
+    stable = rollout.stable_version
+    summary = {"rollout": rollout.id, "verdicts": rollout.verdicts, "stable": stable}
+    why = records.end_reason(ctx.store, rollout)
+    because = f" ({why})" if why else ""
     if rollout.status == records.ABORTED:
-        return StageOutcome(Status.CANCELLED, f"aborted; {stable.version} stays live", summary)
+        return StageOutcome(Status.CANCELLED, f"aborted{because}; {stable} stays live", summary)
     if rollout.status != records.PASSED:
         return StageOutcome(
-            Status.ROLLED_BACK, f"rolled back; {stable.version} stays live", summary
+            Status.ROLLED_BACK, f"rolled back{because}; {stable} stays live", summary
         )
     return StageOutcome.passed(
-        f"passed {len(rollout.verdicts)} judgement(s) against {stable.version}", **summary
+        f"passed {len(rollout.verdicts)} judgement(s) against {stable}", **summary
     )
 
 
