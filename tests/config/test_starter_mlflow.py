@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from gitrepos import make_repo
+from gitrepos import git, make_repo
 from shipyard.config import load_config, write_starter
 from shipyard.config.mlproject import conda_requirement, fill_parameters, read_mlproject
 from shipyard.config.starter import ChangeKind
@@ -207,3 +210,25 @@ def test_a_script_with_an_out_option_still_gets_it(tmp_path: Path) -> None:
     config = load_config(write_starter(make_repo(tmp_path / "r", {"train.py": script})).path)
     assert config.build.train == 'python train.py --out "$SHIPYARD_MODEL_DIR"'
     assert isinstance(config.model.serve, str) or config.model.serve.format == "skops"
+
+
+def test_the_init_command_lists_its_changes_as_json(tmp_path: Path) -> None:
+    repo = mlflow_example(tmp_path)
+    command = [sys.executable, "-m", "shipyard", "init", str(repo), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["config"] == str(repo / "shipyard.yaml")
+    kinds = [(change["kind"], change["path"]) for change in answer["changes"]]
+    assert kinds == [
+        ("wrote", "shipyard.yaml"),
+        ("wrote", "requirements.txt"),
+        ("note", None),
+        ("appended", ".gitignore"),
+        ("unchanged", None),
+    ]
+    assert git(repo, "status", "--porcelain").splitlines() == [
+        "?? .gitignore",
+        "?? requirements.txt",
+        "?? shipyard.yaml",
+    ]

@@ -106,11 +106,19 @@ def _run_helper(ctx: RunContext, destination: Path | None) -> dict[str, Any]:
 def _report(ctx: RunContext, logged: Logged, note: Any, destination: Path | None) -> None:
     if isinstance(note, str) and note:
         ctx.say("build", note)
-    counts = f"{len(logged.params)} params and {len(logged.metrics)} metrics"
-    ctx.say("build", f"MLflow run {logged.run_id}: {counts} go into build-info")
+    counts = f"{_count(len(logged.params), 'param')}, {_count(len(logged.metrics), 'metric')}"
+    ctx.say("build", f"MLflow run {logged.run_id}: {counts} into build-info")
     if destination is not None:
         where = destination.relative_to(ctx.model_dir).as_posix()
-        ctx.say("build", f"logged model {logged.model_id} is the artifact's model ({where})")
+        ctx.say(
+            "build",
+            f"logged model {logged.model_id} is the artifact's model, "
+            f"at {where}/ in $SHIPYARD_MODEL_DIR",
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _capitalised(sentence: str) -> str:
