@@ -67,8 +67,11 @@ def harvest(ctx: RunContext) -> Logged | None:
     if "error" in answer:
         raise StageFailed(
             f"{_capitalised(str(answer['error']))}.",
-            hint="See `shipyard logs` for the train command's output.",
+            hint="Log the model with mlflow.<flavor>.log_model inside mlflow.start_run(), or "
+            "save it into $SHIPYARD_MODEL_DIR; `shipyard logs` shows the command's output.",
         )
+    if answer.get("run_id") is None and answer.get("model_id") is None:
+        return None  # an empty store: MLflow was imported but nothing was logged
     logged = Logged(
         params=dict(answer.get("params") or {}),
         metrics=dict(answer.get("metrics") or {}),

@@ -93,7 +93,8 @@ def _trained_model(ctx: RunContext) -> mlflow.Logged | None:
             "The train command succeeded but wrote no model to $SHIPYARD_MODEL_DIR "
             "and logged none to MLflow.",
             hint=f"Save the model under the folder in $SHIPYARD_MODEL_DIR ({ctx.model_dir}), "
-            "or log it with mlflow.<flavor>.log_model inside mlflow.start_run().",
+            "or log it with mlflow.<flavor>.log_model inside mlflow.start_run() (without "
+            "mlflow.set_tracking_uri in the code: the build sets MLFLOW_TRACKING_URI).",
         )
     return logged
 
