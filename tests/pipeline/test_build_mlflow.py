@@ -32,7 +32,8 @@ build:
 model:
   serve: {format: mlflow, path: model}
 """
-# Two models in one run, then a metric; requirements named so MLflow does not infer them.
+# Two models and a failed one in one run, then a metric; requirements named so MLflow does
+# not infer them (a slow subprocess).
 TWO_MODELS = """\
 import json, os, sys
 import mlflow, mlflow.sklearn
@@ -45,6 +46,10 @@ with mlflow.start_run():
     mlflow.sklearn.log_model(first, name="first", pip_requirements=[])
     second = DummyRegressor(strategy="constant", constant=2.0).fit([[0.0]], [2.0])
     mlflow.sklearn.log_model(second, name="second", pip_requirements=[])
+    try:  # a log_model that fails leaves a FAILED logged model behind, the newest
+        mlflow.sklearn.log_model(object(), name="broken", pip_requirements=[])
+    except mlflow.exceptions.MlflowException:
+        pass
     mlflow.log_metric("rmse", 0.25)
 if len(sys.argv) > 1:  # the command also writes its own model, and a metrics.json
     out = os.environ["SHIPYARD_MODEL_DIR"]
@@ -88,7 +93,8 @@ def test_the_latest_logged_model_becomes_the_artifacts_model(
     assert ctx.build_info["params"] == {"alpha": "0.5"}
     assert ctx.build_info["metrics"] == {"rmse": 0.25}
     log = ctx.log_path("build").read_text()
-    assert f"2 models were logged to MLflow; the latest, {model_id} (name 'second'" in log
+    latest = f"the latest, {model_id} (name 'second'"
+    assert f"2 models logged to MLflow (1 more did not finish); {latest}" in log
     assert (ctx.run_dir / "mlflow").is_dir()  # the run-local store
     assert not (ctx.code_dir / "mlruns").exists() and not (ctx.code_dir / "mlflow.db").exists()
 

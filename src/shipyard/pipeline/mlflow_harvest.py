@@ -53,18 +53,30 @@ def harvest(uri: str, destination: Path | None) -> dict[str, Any]:
     if destination is None:
         run = _latest_run(client, experiments)
         return _answer(run, model_id=None, note=None)
-    models = _logged_models(mlflow, experiments)
+    logged = _logged_models(mlflow, experiments)
+    models = [model for model in logged if _finished(model)]
     if not models:
-        raise HarvestError(NO_MODEL)
+        raise HarvestError(NO_MODEL if not logged else _UNFINISHED.format(len(logged)))
     model = models[0]
     _download(mlflow, model.artifact_location, destination)
     run = client.get_run(model.source_run_id) if model.source_run_id else None
     note = None
-    if len(models) > 1:
-        note = (
-            f"{len(models)} models were logged to MLflow; the latest, {_describe(model)}, is used"
-        )
+    if len(logged) > 1:
+        unfinished = len(logged) - len(models)
+        more = f" ({unfinished} more did not finish)" if unfinished else ""
+        latest = f"the latest, {_describe(model)}, is used"
+        counted = f"{len(models)} model" + ("s" if len(models) > 1 else "")
+        note = f"{counted} logged to MLflow{more}; {latest}"
     return _answer(run, model_id=model.model_id, note=note)
+
+
+_UNFINISHED = "the train command logged {} models to MLflow and none of them finished saving"
+
+
+def _finished(model: Any) -> bool:
+    """Not PENDING or FAILED: a log_model that raised leaves its LoggedModel FAILED."""
+    status = getattr(model, "status", None)
+    return str(getattr(status, "value", status)) not in ("PENDING", "FAILED")
 
 
 def _mlflow() -> Any:
