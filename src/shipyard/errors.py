@@ -12,7 +12,8 @@ these at the adapter that meets them.
     ├── GitError               a git command failed (unknown ref, not a repository)
     ├── ExecutorError          a workspace or environment could not be prepared
     ├── StageFailed            a stage's own check failed (tests, gates, health check)
-    │   └── StageTimeout       a stage ran past its timeout
+    │   ├── StageTimeout       a stage ran past its timeout
+    │   └── DataCheckFailed    a data file is unreadable or fails its checks (``problems``)
     ├── Cancelled              the run was cancelled by a user
     ├── RuntimeFailure         a deployment could not be started or reached
     ├── Unauthorized           no API token, or one that is unknown or revoked
@@ -79,6 +80,18 @@ class StageFailed(ShipyardError):
 
 class StageTimeout(StageFailed):
     pass
+
+
+class DataCheckFailed(StageFailed):
+    """One sentence per problem, each naming the file, the column and the rule."""
+
+    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
+        many = f"{len(problems)} data checks failed: " if len(problems) > 1 else ""
+        super().__init__(
+            many + "; ".join(problems),
+            hint=hint or "Fix the data file or the `data:` section of shipyard.yaml.",
+        )
+        self.problems = problems
 
 
 class Cancelled(ShipyardError):

@@ -44,6 +44,12 @@ BAD_FILES = {
     "unknown_metric.yaml": (10, "qa.quality.metrics.acuracy", "did you mean 'accuracy'?"),
     "tab_indent.yaml": (4, "", "indent with spaces, not tabs"),
     "bad_date.yaml": (8, "analyze.allow[1].until", "expected a date as YYYY-MM-DD"),
+    "bad_data_file.yaml": (6, "data.train", "expected a CSV (.csv) or Parquet (.parquet, .pq)"),
+    "bad_data_rule.yaml": (
+        9,
+        "data.columns.species",
+        "expected no min or max for a str column (numbers only)",
+    ),
 }
 
 

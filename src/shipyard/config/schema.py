@@ -632,6 +632,92 @@ class CanaryConfig(GateConfig):
         return plan
 
 
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+DATA_DTYPES = ("float", "int", "str", "bool")
+
+
+def _data_file(value: str) -> str:
+    if not value.lower().endswith(DATA_SUFFIXES):
+        raise ValueError("expected a CSV (.csv) or Parquet (.parquet, .pq) file")
+    return value
+
+
+DataFile = Annotated[ProjectPath, AfterValidator(_data_file)]
+
+
+class ColumnRule(Strict):
+    """What one column of the training data must hold; every listed column must exist."""
+
+    dtype: Literal["float", "int", "str", "bool"] | None = Field(
+        default=None,
+        description="float (any number), int (whole numbers), str (text; a CSV column is read "
+        "as text) or bool.",
+    )
+    min: float | None = Field(default=None, description="Lowest allowed value (numbers).")
+    max: float | None = Field(default=None, description="Highest allowed value (numbers).")
+    not_null: bool = Field(default=False, description="No value may be missing.")
+    allowed: list[str | int | float | bool] | None = Field(
+        default=None, min_length=1, description="The only values the column may hold."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"expected min <= max (got min {self.min:g}, max {self.max:g})")
+        bounded = self.min is not None or self.max is not None
+        if bounded and self.dtype in ("str", "bool"):
+            raise ValueError(f"expected no min or max for a {self.dtype} column (numbers only)")
+        if self.dtype == "str" and self.allowed:
+            numbers = [value for value in self.allowed if not isinstance(value, str)]
+            if numbers:
+                raise ValueError(
+                    f"expected text in `allowed` of a str column; quote {numbers[0]!r}"
+                )
+        return self
+
+
+class RowsRule(Strict):
+    min: int = Field(ge=1, description="Fewest rows a data file may have.")
+
+
+class DataDriftConfig(Strict):
+    psi_max: float = Field(
+        default=0.2,
+        gt=0,
+        description="PSI of a feature against the live release's training data above which "
+        "it counts as drifted.",
+    )
+    gate: bool = Field(
+        default=False,
+        description="Fail the build when a feature drifted; false: only report it.",
+    )
+
+
+class DataConfig(Strict):
+    train: DataFile = Field(
+        description="Training data file (CSV or Parquet), relative to the repository."
+    )
+    holdout: DataFile | None = Field(
+        default=None, description="Holdout data file, checked with the same rules."
+    )
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column holding the target: required, and left out of the model's input "
+        "schema and of drift.",
+    )
+    rows: RowsRule | None = Field(default=None, description="Row count, e.g. {min: 100}.")
+    columns: dict[str, ColumnRule] = Field(
+        default_factory=dict,
+        description="Checks per column, e.g. sepal_length: {dtype: float, min: 0, not_null: true}.",
+    )
+    drift: DataDriftConfig = Field(
+        default_factory=DataDriftConfig,
+        description="Drift of each feature against the training data of the release live in "
+        "production (PSI).",
+    )
+
+
 def _install_file(value: str) -> str:
     base = value.replace("\\", "/").rsplit("/", 1)[-1]
     if base != "pyproject.toml" and not base.endswith((".txt", ".lock")):
@@ -666,6 +752,11 @@ class ProjectConfig(Strict):
         default_factory=dict,
         description="Deployment environments by name (staging, production, ...).",
         json_schema_extra={"additionalProperties": False},  # names outside the pattern too
+    )
+    data: DataConfig | None = Field(
+        default=None,
+        description="Training data: profiled, checked and compared with the live release's "
+        "before training.",
     )
     qa: QAConfig | None = Field(default=None, description="The QA stage, against staging.")
     release: ReleaseConfig | None = Field(default=None, description="The release stage.")

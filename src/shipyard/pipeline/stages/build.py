@@ -12,9 +12,16 @@ from typing import Any
 
 from shipyard.artifacts.archive import pack
 from shipyard.artifacts.local import digest_of
+from shipyard.data import DataReport
 from shipyard.errors import StageFailed
 from shipyard.pipeline import mlflow
 from shipyard.pipeline.context import RunContext, StageOutcome
+from shipyard.pipeline.stages.training_data import (
+    check_data,
+    data_info,
+    data_summary,
+    write_input_schema,
+)
 from shipyard.runtime.interface import SERVING_REQUIREMENTS
 from shipyard.store import current_actor
 
@@ -22,6 +29,7 @@ from shipyard.store import current_actor
 def build(ctx: RunContext) -> StageOutcome:
     ctx.workspace = _workspace(ctx)
     lock_file = _lock_file(ctx)
+    data = check_data(ctx)  # before the environment and training: a bad file fails at once
     ctx.say("build", f"preparing the Python {ctx.config.python} environment from {lock_file.name}")
     ctx.env = ctx.adapters.executor.python_env(lock_file, ctx.config.python, SERVING_REQUIREMENTS)
     how = "reused from the cache" if ctx.env.reused else "created"
@@ -43,7 +51,8 @@ def build(ctx: RunContext) -> StageOutcome:
         )
     logged = _trained_model(ctx)
 
-    ctx.build_info = _build_info(ctx, lock_file, train_seconds, logged)
+    write_input_schema(ctx, data)  # after the harvest, which takes only an empty model folder
+    ctx.build_info = _build_info(ctx, lock_file, train_seconds, data, logged)
     packed = pack(
         ctx.run_dir,
         model_dir=ctx.model_dir,
@@ -63,6 +72,7 @@ def build(ctx: RunContext) -> StageOutcome:
         env_reused=ctx.env.reused,
         env_seconds=round(ctx.env.seconds, 3),
         train_seconds=round(train_seconds, 3),
+        **({"data": data_summary(data)} if data else {}),
     )
 
 
@@ -112,10 +122,14 @@ def _trained_values(ctx: RunContext, logged: mlflow.Logged | None) -> dict[str, 
 
 
 def _build_info(
-    ctx: RunContext, lock_file: Path, train_seconds: float, logged: mlflow.Logged | None
+    ctx: RunContext,
+    lock_file: Path,
+    train_seconds: float,
+    data: DataReport | None = None,
+    logged: mlflow.Logged | None = None,
 ) -> dict[str, Any]:
     trained = _trained_values(ctx, logged)
-    info = {
+    info: dict[str, Any] = {
         "name": ctx.project,
         "version": ctx.version,
         "git": {"repository": str(ctx.repository), "ref": ctx.ref, "sha": ctx.sha},
@@ -124,7 +138,7 @@ def _build_info(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "lock": {"file": ctx.config.install, "digest": _sha256(lock_file)},
-        "data": {str(path.relative_to(ctx.code_dir)): _sha256(path) for path in _data_files(ctx)},
+        "data": data_info(ctx, data),
         "params": trained.get("params", {}),
         "metrics": trained.get("metrics", {}),
         "model": {
@@ -138,13 +152,6 @@ def _build_info(
     if logged is not None:
         info["mlflow"] = {"run_id": logged.run_id, "model_id": logged.model_id}
     return info
-
-
-def _data_files(ctx: RunContext) -> list[Path]:
-    data_dir = ctx.code_dir / "data"
-    return (
-        sorted(path for path in data_dir.rglob("*") if path.is_file()) if data_dir.is_dir() else []
-    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

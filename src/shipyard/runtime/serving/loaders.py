@@ -21,6 +21,9 @@ when the runtime passes ``--allow-pickle``: it does so for artifacts from the si
 Libraries are imported here, lazily, so a server only needs the one its format uses. A class
 without a model-derived signature may declare ``input_schema`` (a list of names, or a mapping
 of name to OIP datatype); otherwise ``input_example.json`` in the model directory defines it.
+Last comes ``input_schema.json`` in the model directory (the same mapping, written by the build
+from the training data's profile when shipyard.yaml has ``data:``): it is the signature of a
+model that names no inputs, and gives the datatypes a model leaves open (see ``completed``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import json
 import pickle
 import platform
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -44,11 +47,13 @@ from .signature import (
     Column,
     Signature,
     Wants,
+    completed,
     conform,
     signature_from_example,
 )
 
 EXAMPLE_FILE = "input_example.json"
+SCHEMA_FILE = "input_schema.json"
 ONNX_TYPES = {
     "tensor(float)": "FP32",
     "tensor(double)": "FP64",
@@ -85,6 +90,11 @@ class Model:
 
 
 def load_model(serve: str, model_dir: Path, *, allow_pickle: bool) -> Model:
+    model = load_served(serve, model_dir, allow_pickle=allow_pickle)
+    return replace(model, signature=completed(model.signature, schema_signature(model_dir)))
+
+
+def load_served(serve: str, model_dir: Path, *, allow_pickle: bool) -> Model:
     if not serve.lstrip().startswith("{"):
         return load_class(serve, model_dir)
     spec = json.loads(serve)
@@ -168,6 +178,18 @@ def read_example(model_dir: Path) -> Any:
 
 def example_signature(model_dir: Path) -> Signature | None:
     return signature_from_example(read_example(model_dir))
+
+
+def schema_signature(model_dir: Path) -> Signature | None:
+    """The signature in ``input_schema.json``: a mapping of feature name to OIP datatype."""
+    path = model_dir / SCHEMA_FILE
+    if not path.exists():
+        return None
+    try:
+        schema = json.loads(path.read_text())
+    except ValueError as exc:
+        raise LoadError(f"{SCHEMA_FILE} is not valid JSON: {exc}") from None
+    return declared_signature(schema)
 
 
 # --- scikit-learn: skops, pickle, joblib --------------------------------------------------------

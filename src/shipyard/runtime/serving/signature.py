@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .errors import HTTPError
@@ -79,6 +79,22 @@ def signature_from_example(records: Any) -> Signature | None:
             tuple(Column(f"x{i}", datatype_of_value(v)) for i, v in enumerate(first)), False
         )
     return None
+
+
+def completed(signature: Signature | None, schema: Signature | None) -> Signature | None:
+    """The model's own input signature, with ``schema`` (``input_schema.json``, written at
+    build from the training data's profile) where the model says nothing: the whole signature
+    when the model names no inputs, else the datatypes of the named inputs it leaves ``ANY``."""
+    if schema is None or (signature is not None and not signature.named):
+        return signature
+    if signature is None:
+        return schema
+    types = {column.name: column.datatype for column in schema.columns}
+    columns = tuple(
+        Column(c.name, types.get(c.name, ANY) if c.datatype == ANY else c.datatype)
+        for c in signature.columns
+    )
+    return replace(signature, columns=columns)
 
 
 def datatype_of_value(value: Any) -> str:
