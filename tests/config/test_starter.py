@@ -22,10 +22,10 @@ def test_repository_with_requirements_txt(tmp_path: Path) -> None:
         tmp_path / "Churn Model",
         {"requirements.txt": "scikit-learn\n", "requirements-dev.txt": "pytest\n", "train.py": ""},
     )
-    config = load_config(write_starter(repo))
+    config = load_config(write_starter(repo).path)
     assert config.name == "churn-model"
     assert config.install == "requirements.txt"
-    assert config.build.train == 'python train.py --out "$SHIPYARD_MODEL_DIR"'
+    assert config.build.train == "python train.py"  # it takes no --out option
     assert config.test is None  # no tests/ folder
     assert config.analyze is not None and config.analyze.fail_on == "high"
 
@@ -33,7 +33,7 @@ def test_repository_with_requirements_txt(tmp_path: Path) -> None:
 def test_repository_with_pyproject(tmp_path: Path) -> None:
     pyproject = '[project]\nname = "Fraud_Detector"\nversion = "1"\n'
     repo = make_repo(tmp_path / "checkout", {"pyproject.toml": pyproject, "tests/test_x.py": ""})
-    text = write_starter(repo).read_text()
+    text = write_starter(repo).path.read_text()
     config = parse_config(text)
     assert config.name == "fraud_detector"
     assert config.install == "pyproject.toml"
@@ -43,7 +43,7 @@ def test_repository_with_pyproject(tmp_path: Path) -> None:
 
 def test_repository_with_nothing_still_gets_a_loadable_file(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "empty", {})
-    text = write_starter(repo).read_text()
+    text = write_starter(repo).path.read_text()
     config = load_config(repo)
     assert config.install == "requirements.txt"
     assert "requirements.txt does not exist yet" in text
@@ -51,7 +51,7 @@ def test_repository_with_nothing_still_gets_a_loadable_file(tmp_path: Path) -> N
 
 
 def test_todo_train_command_fails_clearly(tmp_path: Path) -> None:
-    config = load_config(write_starter(make_repo(tmp_path / "r", {})))
+    config = load_config(write_starter(make_repo(tmp_path / "r", {})).path)
     done = subprocess.run(
         ["/bin/sh", "-c", config.build.train], capture_output=True, text=True, timeout=10
     )
@@ -75,13 +75,13 @@ def test_todo_train_command_fails_clearly(tmp_path: Path) -> None:
     ],
 )
 def test_install_file_preference(tmp_path: Path, files: dict[str, str], install: str) -> None:
-    assert load_config(write_starter(make_repo(tmp_path / "r", files))).install == install
+    assert load_config(write_starter(make_repo(tmp_path / "r", files)).path).install == install
 
 
 def test_iris_example_is_recognised(tmp_path: Path) -> None:
     repo = tmp_path / "iris"
     shutil.copytree(IRIS, repo, ignore=shutil.ignore_patterns("shipyard.yaml", ".venv"))
-    config = load_config(write_starter(repo))
+    config = load_config(write_starter(repo).path)
     assert config.model.serve == "iris_model.serve:Model"
     assert (config.name, config.install) == ("iris", "requirements.txt")
     assert config.test is not None
@@ -123,7 +123,7 @@ def test_gitignore_already_ignoring_state_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_every_section_is_commented(tmp_path: Path) -> None:
-    text = write_starter(make_repo(tmp_path / "r", {})).read_text()
+    text = write_starter(make_repo(tmp_path / "r", {})).path.read_text()
     lines = text.splitlines()
     for index, line in enumerate(lines):
         if re.match(r"^#? ?[a-z_]+:", line) and not line.startswith("#  "):
@@ -133,7 +133,7 @@ def test_every_section_is_commented(tmp_path: Path) -> None:
 
 def test_commented_stages_load_once_uncommented(tmp_path: Path) -> None:
     """The examples a user uncomments must be valid, or init teaches a broken file."""
-    text = write_starter(make_repo(tmp_path / "r", {"tests/test_a.py": ""})).read_text()
+    text = write_starter(make_repo(tmp_path / "r", {"tests/test_a.py": ""})).path.read_text()
     config_line = re.compile(r"^( *)# ( *[a-z_]+:| +- )")
     uncommented = "\n".join(config_line.sub(r"\1\2", line) for line in text.splitlines())
     config = parse_config(uncommented)

@@ -87,12 +87,19 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing shipyard.yaml.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Write a starter shipyard.yaml for an existing repository."""
+    """Write a starter shipyard.yaml for an existing repository (an MLflow project too)."""
     from shipyard.config.starter import write_starter
 
-    written = write_starter(path.resolve(), force=force)
-    console.print(f"wrote {written}: edit it, commit it, then run [bold]shipyard run[/]")
+    starter = write_starter(path.resolve(), force=force)
+    if as_json:
+        changes = [{"kind": c.kind.value, "path": c.path, "text": c.text} for c in starter.changes]
+        print_json(console, {"config": str(starter.path), "changes": changes})
+        return
+    for change in starter.changes:
+        console.print(change.line(), markup=False, highlight=False, soft_wrap=True)
+    console.print("next: review shipyard.yaml, commit, then run [bold]shipyard run[/]")
 
 
 @app.command()

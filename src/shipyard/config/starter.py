@@ -1,9 +1,12 @@
 """``shipyard init``: a first ``shipyard.yaml`` for an existing repository.
 
 The starter is guessed from what the repository already has (its lock or requirements file,
-its name, a ``train.py``, a ``tests/`` folder) and every section carries a comment, so a user
-only edits. Later stages are written commented out: a stage that is not configured is
-skipped visibly, and uncommenting one is the whole of turning it on.
+its name, a ``train.py``, a ``tests/`` folder, an MLflow project's ``MLproject`` and
+``conda.yaml``, see ``mlproject.py``) and every section carries a comment, so a user only
+edits. Later stages are written commented out: a stage that is not configured is skipped
+visibly, and uncommenting one is the whole of turning it on. Init writes only new files and
+appends to ``.gitignore``: it never changes the project's code, and it says what it did, one
+:class:`Change` each.
 """
 
 from __future__ import annotations
@@ -12,19 +15,48 @@ import re
 import sys
 import textwrap
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
 
+from shipyard.config import mlproject
 from shipyard.config.loader import CONFIG_FILE, parse_config
 from shipyard.errors import Conflict, InvalidInput
 from shipyard.paths import DEFAULT_STATE_DIR
 
-__all__ = ["starter_text", "write_starter"]
+__all__ = ["Change", "ChangeKind", "Starter", "starter_text", "write_starter"]
 
 _WIDTH = 92
 _TRAIN_TODO = 'echo "TODO: set build.train in shipyard.yaml to your training command" >&2; exit 1'
+# Where MLflow keeps runs made outside Shipyard (a plain `python train.py`): not for the repo.
+_MLFLOW_LOCAL_STORES = ("mlruns/", "mlflow.db")
+
+
+class ChangeKind(StrEnum):
+    WROTE = "wrote"
+    APPENDED = "appended"
+    NOTE = "note"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing init did (or asks the user to do), as one line of its output."""
+
+    kind: ChangeKind
+    path: str | None
+    text: str
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.text}" if self.kind is ChangeKind.NOTE else self.text
+
+
+@dataclass(frozen=True)
+class Starter:
+    path: Path  # the shipyard.yaml written
+    changes: tuple[Change, ...]
 
 
 @dataclass(frozen=True)
@@ -40,10 +72,17 @@ class Guess:
     serve: str
     serve_note: str
     tests: str | None
+    # An install file init writes (from conda.yaml), and what the user should know.
+    requirements: mlproject.CondaEnv | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    mlflow: bool = False
 
 
-def write_starter(repository: Path, *, force: bool = False) -> Path:
-    """Write ``shipyard.yaml`` into ``repository``; refuses to overwrite one unless ``force``."""
+def write_starter(repository: Path, *, force: bool = False) -> Starter:
+    """Write ``shipyard.yaml`` (and an install file if need be) into ``repository``.
+
+    Refuses to overwrite ``shipyard.yaml`` unless ``force``; never overwrites anything else.
+    """
     if not repository.is_dir():
         raise InvalidInput(
             f"{repository} is not a folder", hint="Run `shipyard init` in the repository."
@@ -53,43 +92,90 @@ def write_starter(repository: Path, *, force: bool = False) -> Path:
         raise Conflict(
             f"{target} already exists", hint="Run `shipyard init --force` to replace it."
         )
-    text = starter_text(repository)
+    guess = guess_project(repository)
+    text = render(guess)
     parse_config(text, filename=str(target))  # never hand a user a starter that does not load
     target.write_text(text, encoding="utf-8")
-    ignore_state_dir(repository)
-    return target
+    changes = [Change(ChangeKind.WROTE, CONFIG_FILE, _config_line(guess))]
+    changes += _write_requirements(repository, guess)
+    changes += [Change(ChangeKind.NOTE, None, note) for note in guess.notes]
+    ignored = ignore_state_dir(repository, _MLFLOW_LOCAL_STORES if guess.mlflow else ())
+    if ignored:
+        changes.append(Change(ChangeKind.APPENDED, ".gitignore", _ignored_line(ignored)))
+    changes.append(Change(ChangeKind.UNCHANGED, None, "nothing changed in your code"))
+    return Starter(target, tuple(changes))
 
 
-def ignore_state_dir(repository: Path) -> None:
-    """Append ``.shipyard/`` to ``.gitignore`` (created if need be) unless already ignored."""
+def _config_line(guess: Guess) -> str:
+    return f"wrote {CONFIG_FILE}: train `{guess.train}`, serve {guess.serve}"
+
+
+def _write_requirements(repository: Path, guess: Guess) -> list[Change]:
+    env = guess.requirements
+    target = repository / guess.install
+    if env is None or target.exists():  # never overwrite the project's own file
+        return []
+    header = f"# Written by `shipyard init` from {env.source}; pin versions so builds repeat.\n"
+    target.write_text(header + "".join(f"{line}\n" for line in env.requirements), "utf-8")
+    notes = f", {_count(len(env.notes), 'note')}" if env.notes else ""
+    count = f"{_count(len(env.requirements), 'package')}{notes}"
+    return [
+        Change(
+            ChangeKind.WROTE, guess.install, f"wrote {guess.install} from {env.source} ({count})"
+        )
+    ]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _ignored_line(entries: tuple[str, ...]) -> str:
+    return "appended " + ", ".join(entries) + " to .gitignore"
+
+
+def ignore_state_dir(repository: Path, also: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Append ``.shipyard/`` (and ``also``) to ``.gitignore`` unless ignored; what was added."""
     gitignore = repository / ".gitignore"
     text = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
-    spellings = {
-        f"{DEFAULT_STATE_DIR}",
-        f"{DEFAULT_STATE_DIR}/",
-        f"/{DEFAULT_STATE_DIR}",
-        f"/{DEFAULT_STATE_DIR}/",
-    }
-    if any(line.strip() in spellings for line in text.splitlines()):
-        return
+    present = {line.strip().strip("/") for line in text.splitlines()}
+    missing = tuple(
+        entry for entry in (f"{DEFAULT_STATE_DIR}/", *also) if entry.strip("/") not in present
+    )
+    if not missing:
+        return ()
     separator = "" if not text or text.endswith("\n") else "\n"
-    gitignore.write_text(f"{text}{separator}{DEFAULT_STATE_DIR}/\n", encoding="utf-8")
+    added = "".join(f"{entry}\n" for entry in missing)
+    gitignore.write_text(f"{text}{separator}{added}", encoding="utf-8")
+    return missing
 
 
 def starter_text(repository: Path) -> str:
     """The starter file's text for ``repository``."""
-    guess = guess_project(repository)
+    return render(guess_project(repository))
+
+
+def render(guess: Guess) -> str:
     return "\n".join([_head(guess), _build(guess), _model(guess), _test(guess), _LATER_STAGES])
 
 
 def guess_project(repository: Path) -> Guess:
+    project = mlproject.read_mlproject(repository)
+    env = mlproject.read_environment(repository, project.env_file if project else None)
     install, install_note = _install(repository)
-    train, train_note = _train(repository)
-    serve, serve_note = _serve(repository)
+    writes = env if env is not None and not (repository / install).exists() else None
+    if writes is not None:
+        install_note = (
+            f"Written by `shipyard init` from {writes.source}: pin versions so builds repeat."
+        )
+    requirements = writes.requirements if writes else _requirements_in(repository / install)
+    found = mlproject.mlflow_use(repository, requirements, writes.source if writes else install)
+    train, train_note = _train(repository, project, found is not None)
+    serve, serve_note = _serve(repository, found)
     tests = "pytest -q tests" if (repository / "tests").is_dir() else None
     return Guess(
         name=_name(repository),
-        python=_python(repository),
+        python=(env.python if env is not None else None) or _python(repository),
         install=install,
         install_note=install_note,
         train=train,
@@ -97,7 +183,29 @@ def guess_project(repository: Path) -> Guess:
         serve=serve,
         serve_note=serve_note,
         tests=tests,
+        requirements=writes,
+        notes=_notes(project, writes),
+        mlflow=found is not None,
     )
+
+
+def _requirements_in(path: Path) -> tuple[str, ...]:
+    if path.suffix not in (".txt", ".lock") or not path.is_file():
+        return ()
+    return mlproject.requirement_names(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _notes(
+    project: mlproject.MLProject | None, writes: mlproject.CondaEnv | None
+) -> tuple[str, ...]:
+    notes = list(writes.notes) if writes is not None else []
+    if project is not None and project.missing:
+        names = ", ".join(project.missing)
+        notes.append(
+            f"TODO: MLproject parameter {names} of entry point {project.entry_point} has no "
+            "default: give it a value in build.train in shipyard.yaml"
+        )
+    return tuple(notes)
 
 
 def normalise_name(text: str) -> str:
@@ -144,20 +252,63 @@ def _install(repository: Path) -> tuple[str, str]:
     return "requirements.txt", f"{todo} and serving need (e.g. `pip freeze > requirements.txt`)."
 
 
-def _train(repository: Path) -> tuple[str, str]:
-    if (repository / "train.py").is_file():
+def _train(
+    repository: Path, project: mlproject.MLProject | None, uses_mlflow: bool
+) -> tuple[str, str]:
+    logged = (
+        "A model it logs with mlflow.<flavor>.log_model becomes the artifact's model, its run's "
+        "params and metrics go into build-info."
+        if uses_mlflow
+        else ""
+    )
+    if project is not None:
+        return _mlproject_train(project, logged)
+    script = repository / "train.py"
+    if not script.is_file():
+        return (
+            _TRAIN_TODO,
+            "TODO: the command that trains the model and saves it in $SHIPYARD_MODEL_DIR.",
+        )
+    text = script.read_text(encoding="utf-8", errors="replace")
+    if re.search(r"""["']--out["']""", text):
         note = "train.py must save the model into the folder given (adjust --out if it differs)."
         return 'python train.py --out "$SHIPYARD_MODEL_DIR"', note
-    return (
-        _TRAIN_TODO,
-        "TODO: the command that trains the model and saves it in $SHIPYARD_MODEL_DIR.",
+    if uses_mlflow or "SHIPYARD_MODEL_DIR" in text:
+        return "python train.py", logged or "train.py saves the model into $SHIPYARD_MODEL_DIR."
+    note = (
+        "train.py takes no --out option: it must save the model into the folder named by "
+        "the SHIPYARD_MODEL_DIR environment variable."
     )
+    return "python train.py", note
 
 
-def _serve(repository: Path) -> tuple[str, str]:
+def _mlproject_train(project: mlproject.MLProject, logged: str) -> tuple[str, str]:
+    source = (
+        f"From MLproject entry point {project.entry_point}, its parameters' defaults filled in."
+    )
+    others = f"Other entry points: {', '.join(project.others)}." if project.others else ""
+    if not project.missing:
+        return project.train, " ".join(filter(None, [source, others, logged]))
+    names = ", ".join(project.missing)
+    todo = (
+        f"TODO: parameter {names} has no default: put a value in the command and drop the "
+        "echo and exit in front of it."
+    )
+    failing = f'echo "TODO: give MLproject parameter {names} a value in build.train" >&2; exit 1'
+    return f"{failing}; {project.train}", " ".join(filter(None, [source, others, todo, logged]))
+
+
+def _serve(repository: Path, mlflow_found: str | None) -> tuple[str, str]:
     found = _model_class(repository)
     if found is not None:
         return f"{found[0]}:Model", f"Found class Model in {found[1]}."
+    if mlflow_found is not None:
+        note = (
+            f"MLflow use found in {mlflow_found}: the build puts the model the train command "
+            f"logs at `{mlproject.MLFLOW_MODEL_PATH}` in $SHIPYARD_MODEL_DIR, served by MLflow's "
+            "pyfunc loader."
+        )
+        return f"{{format: mlflow, path: {mlproject.MLFLOW_MODEL_PATH}}}", note
     note = "This one loads model.skops written by train; name your own class if you have one."
     return "{format: skops, path: model.skops}", note
 

@@ -14,7 +14,7 @@ from shipyard.artifacts.archive import pack
 from shipyard.artifacts.local import digest_of
 from shipyard.data import DataReport
 from shipyard.errors import StageFailed
-from shipyard.pipeline import preflight
+from shipyard.pipeline import mlflow, preflight
 from shipyard.pipeline.context import RunContext, StageOutcome
 from shipyard.pipeline.stages.repository import release_statement
 from shipyard.pipeline.stages.training_data import (
@@ -39,21 +39,22 @@ def build(ctx: RunContext) -> StageOutcome:
 
     ctx.model_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    result = ctx.run_command("build", ctx.config.build.train, timeout=ctx.config.build.timeout)
+    result = ctx.run_command(
+        "build",
+        ctx.config.build.train,
+        timeout=ctx.config.build.timeout,
+        env=mlflow.tracking_env(ctx),
+    )
     train_seconds = time.monotonic() - started
     if result.exit_code != 0:
         raise StageFailed(
             f"The train command exited with {result.exit_code}.",
             hint="See `shipyard logs` for its output.",
         )
-    if not any(path.is_file() for path in ctx.model_dir.rglob("*")):
-        raise StageFailed(
-            "The train command succeeded but wrote no model to $SHIPYARD_MODEL_DIR.",
-            hint=f"Save the model under the folder in $SHIPYARD_MODEL_DIR ({ctx.model_dir}).",
-        )
+    logged = _trained_model(ctx)
 
-    write_input_schema(ctx, data)
-    ctx.build_info = _build_info(ctx, lock_file, train_seconds, data)
+    write_input_schema(ctx, data)  # after the harvest, which takes only an empty model folder
+    ctx.build_info = _build_info(ctx, lock_file, train_seconds, data, logged)
     packed = pack(
         ctx.run_dir,
         model_dir=ctx.model_dir,
@@ -96,11 +97,41 @@ def _lock_file(ctx: RunContext) -> Path:
     return lock_file
 
 
-def _build_info(
-    ctx: RunContext, lock_file: Path, train_seconds: float, data: DataReport | None = None
-) -> dict[str, Any]:
+def _trained_model(ctx: RunContext) -> mlflow.Logged | None:
+    """What training left: a model in $SHIPYARD_MODEL_DIR, or one logged to MLflow."""
+    logged = mlflow.harvest(ctx)
+    if not mlflow.model_written(ctx):
+        raise StageFailed(
+            "The train command succeeded but wrote no model to $SHIPYARD_MODEL_DIR "
+            "and logged none to MLflow.",
+            hint=f"Save the model under the folder in $SHIPYARD_MODEL_DIR ({ctx.model_dir}), "
+            "or log it with mlflow.<flavor>.log_model inside mlflow.start_run() (without "
+            "mlflow.set_tracking_uri in the code: the build sets MLFLOW_TRACKING_URI).",
+        )
+    return logged
+
+
+def _trained_values(ctx: RunContext, logged: mlflow.Logged | None) -> dict[str, Any]:
+    """Params and metrics: the MLflow run's, then metrics.json's (which wins on a clash)."""
     trained = _read_json(ctx.model_dir / "metrics.json")
+    params, metrics = trained.get("params", {}), trained.get("metrics", {})
+    if logged is None:
+        return {"params": params, "metrics": metrics}
     return {
+        "params": {**logged.params, **(params if isinstance(params, dict) else {})},
+        "metrics": {**logged.metrics, **(metrics if isinstance(metrics, dict) else {})},
+    }
+
+
+def _build_info(
+    ctx: RunContext,
+    lock_file: Path,
+    train_seconds: float,
+    data: DataReport | None = None,
+    logged: mlflow.Logged | None = None,
+) -> dict[str, Any]:
+    trained = _trained_values(ctx, logged)
+    info: dict[str, Any] = {
         "name": ctx.project,
         "version": ctx.version,
         "git": {"repository": str(ctx.repository), "ref": ctx.ref, "sha": ctx.sha},
@@ -121,6 +152,9 @@ def _build_info(
         "train_seconds": round(train_seconds, 3),
         **release_statement(ctx.config),
     }
+    if logged is not None:
+        info["mlflow"] = {"run_id": logged.run_id, "model_id": logged.model_id}
+    return info
 
 
 def _read_json(path: Path) -> dict[str, Any]:
