@@ -293,9 +293,13 @@ def test_a_100_mb_header_is_refused_early_while_20_clients_are_served(
 
 
 async def slow_header(port: int, give_up: float) -> float | None:
-    """Send a request's head one byte a second; seconds until the gateway hung up, or None."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """Send a request's head one byte a second; seconds until the gateway hung up, or None.
+
+    The clock starts before the connection opens: the gateway's starts when it accepts, and on
+    a loaded machine this side may learn of the open connection much later than that.
+    """
     started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = b"GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: " + b"a" * 60
     try:
         for byte in head:
