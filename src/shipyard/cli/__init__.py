@@ -22,9 +22,10 @@ def main() -> None:
     from rich.console import Console
 
     from shipyard.cli.app import app
+    from shipyard.cli.ondemand import click_command
 
     try:
-        app(standalone_mode=True)
+        click_command(app)(standalone_mode=True)
     except ShipyardError as exc:
         err = Console(stderr=True)
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)

@@ -36,6 +36,7 @@ from shipyard.cli.common import (
     pick_project,
     services,
 )
+from shipyard.cli.ondemand import OnDemandGroup
 from shipyard.cli.render import (
     LogTail,
     RichReporter,
@@ -56,7 +57,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Plain help, as click prints it: Rich's panels cost more than the rest of `--help` together.
+    rich_markup_mode=None,
+    cls=OnDemandGroup,
 )
 
 
