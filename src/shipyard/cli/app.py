@@ -34,6 +34,7 @@ from shipyard.cli.common import (
     console,
     err,
     pick_project,
+    run_reader,
     services,
 )
 from shipyard.cli.ondemand import OnDemandGroup
@@ -212,7 +213,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show recent runs, or one run's stages."""
-    found = services(state, server)
+    found = run_reader(state, server)
     if number is None:
         runs = found.runs.list(project)
         print_json(console, [run_dict(r) for r in runs]) if as_json else console.print(

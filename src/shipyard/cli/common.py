@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the adapters and services import SQLAlchemy and more: not a
     from shipyard.adapters import Adapters
     from shipyard.services import Services
     from shipyard.services.remote import RemoteServices
+    from shipyard.services.views import RunsAtAGlance
 
 console = Console()
 err = Console(stderr=True)
@@ -85,7 +86,24 @@ def services(
     return RemoteServices(server, token)
 
 
-def pick_project(found: Adapters | Services | RemoteServices, project: str | None) -> str:
+def run_reader(state: Path | None, server: str | None) -> Services | RemoteServices | RunsAtAGlance:
+    """What ``shipyard status`` reads runs from: a glance at a local SQLite state whose schema
+    is current (``store/glance.py``: the store's own statements through sqlite3, without
+    importing SQLAlchemy), else the services as every other command."""
+    if not server:
+        from shipyard.paths import StateDir, resolve_state_dir
+        from shipyard.services.views import RunsAtAGlance
+        from shipyard.store.glance import Glance
+
+        glance = Glance.open(StateDir(resolve_state_dir(state, must_exist=True)).database)
+        if glance is not None:
+            return RunsAtAGlance(glance)
+    return services(state, server)
+
+
+def pick_project(
+    found: Adapters | Services | RemoteServices | RunsAtAGlance, project: str | None
+) -> str:
     if project:
         return project
     local = Path("shipyard.yaml")
@@ -106,7 +124,11 @@ def pick_project(found: Adapters | Services | RemoteServices, project: str | Non
     )
 
 
-def _project_names(found: Adapters | Services | RemoteServices) -> list[str]:
+def _project_names(found: Adapters | Services | RemoteServices | RunsAtAGlance) -> list[str]:
+    from shipyard.services.views import RunsAtAGlance
+
+    if isinstance(found, RunsAtAGlance):
+        return found.project_names()
     from shipyard.adapters import Adapters
     from shipyard.services import Services
 

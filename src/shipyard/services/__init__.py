@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from shipyard.adapters import Adapters
-
 # Each service is imported when first used: `shipyard status` needs the runs, not the canary
 # judge's statistics (scipy) or the signing keys (cryptography).
 if TYPE_CHECKING:
+    from shipyard.adapters import Adapters
     from shipyard.services.approvals import Approvals
     from shipyard.services.artifacts import Artifacts
     from shipyard.services.audit import Audit

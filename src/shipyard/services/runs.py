@@ -26,10 +26,9 @@ from shipyard.domain import DEPLOY_STAGES, STAGES, Status
 from shipyard.errors import ConfigError, InvalidInput
 from shipyard.git import repository_root, resolve_commit, show_file
 from shipyard.services.cache import ViewCache
-from shipyard.services.views import LogChunk, RunView
+from shipyard.services.views import LogChunk, RunReads, RunView
 from shipyard.store.models import Project
 from shipyard.store.queue import QueuedRun, RunQueue
-from shipyard.store.store import no_such_run
 
 if TYPE_CHECKING:  # reports read analysis and QA results: imported by the methods that do
     from shipyard.services.reports import FindingsReport, JUnitReport, QaReport
@@ -119,17 +118,11 @@ class Runs:
         return self.views.get(("run", project, number), lambda: self._read(project, number))
 
     def _read(self, project: str, number: int | None) -> RunView:
-        found = self.adapters.store.run_records(project, number=number, limit=1)
-        if not found:
-            raise no_such_run(project, number)
-        return RunView.of_record(found[0])
+        return RunReads(self.adapters.store.run_records).get(project, number)
 
     def list(self, project: str | None = None, limit: int = 20) -> list[RunView]:
-        def read() -> list[RunView]:
-            records = self.adapters.store.run_records(project, limit=limit)
-            return [RunView.of_record(record) for record in records]
-
-        return self.views.get(("runs", project, limit), read)
+        reads = RunReads(self.adapters.store.run_records)
+        return self.views.get(("runs", project, limit), lambda: reads.list(project, limit))
 
     def log(self, project: str, number: int, stage: str, offset: int = 0) -> LogChunk:
         """The stage's log from byte ``offset`` on; ``finished`` once nothing more will come."""

@@ -3,16 +3,17 @@ schemas too). Built from the store's plain rows here and nowhere else."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import RowMapping
 
 from shipyard.domain import Status
-from shipyard.store.store import RunRecord
+from shipyard.store.glance import Glance
+from shipyard.store.records import RunRecord, no_such_run
 
-__all__ = ["LogChunk", "RunView", "StageView"]
+__all__ = ["LogChunk", "RecordSource", "RunReads", "RunView", "RunsAtAGlance", "StageView"]
 
 
 class View(BaseModel):
@@ -28,7 +29,7 @@ class StageView(View):
     summary: dict[str, Any]
 
     @classmethod
-    def of_row(cls, row: RowMapping) -> StageView:
+    def of_row(cls, row: Mapping[str, Any]) -> StageView:
         return cls(
             name=row["name"],
             status=Status(row["status"]),
@@ -75,6 +76,40 @@ class RunView(View):
             finished_at=run["finished_at"],
             stages=[StageView.of_row(stage) for stage in record.stages],
         )
+
+
+class RecordSource(Protocol):
+    """Reads run records: ``Store.run_records``, or ``Glance.run_records`` (same statements)."""
+
+    def __call__(
+        self, project: str | None = None, *, number: int | None = None, limit: int = 20
+    ) -> list[RunRecord]: ...
+
+
+class RunReads:
+    """Runs as views from a source of records: the one way a run view is read, for ``Runs``
+    over the store and for ``shipyard status`` over a glance."""
+
+    def __init__(self, records: RecordSource) -> None:
+        self.records = records
+
+    def get(self, project: str, number: int | None = None) -> RunView:
+        """One run; the newest of the project when ``number`` is None."""
+        found = self.records(project, number=number, limit=1)
+        if not found:
+            raise no_such_run(project, number)
+        return RunView.of_record(found[0])
+
+    def list(self, project: str | None = None, limit: int = 20) -> list[RunView]:
+        return [RunView.of_record(record) for record in self.records(project, limit=limit)]
+
+
+class RunsAtAGlance:
+    """What ``shipyard status`` reads from a glance at the store (``store/glance.py``)."""
+
+    def __init__(self, glance: Glance) -> None:
+        self.runs = RunReads(glance.run_records)
+        self.project_names = glance.project_names
 
 
 class LogChunk(View):

@@ -9,17 +9,16 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -38,54 +37,15 @@ from shipyard.store.models import (
     StageRun,
     utcnow,
 )
+from shipyard.store.records import RunRecord, no_such_run, read_run_records
+from shipyard.store.revisions import MIGRATIONS, head_revision
 from shipyard.store.rollouts import RolloutRows
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-
 
 # A run is read with its project and stages: one query each, not one per run (the API lists
 # runs on every dashboard refresh).
 WITH_STAGES = (joinedload(Run.project), selectinload(Run.stages))
 
 READ_ONLY = "shipyard_read_only"
-
-RUN_COLUMNS = (
-    Project.name.label("project"),
-    Run.id,
-    Run.number,
-    Run.sha,
-    Run.ref,
-    Run.status,
-    Run.message,
-    Run.trigger,
-    Run.actor,
-    Run.worker,
-    Run.resume_from,
-    Run.created_at,
-    Run.started_at,
-    Run.finished_at,
-)
-STAGE_COLUMNS = (
-    StageRun.run_id,
-    StageRun.name,
-    StageRun.status,
-    StageRun.message,
-    StageRun.started_at,
-    StageRun.finished_at,
-    StageRun.summary,
-)
-
-
-class RunRecord(NamedTuple):
-    """A run's row (``RUN_COLUMNS``) and its stages' rows (``STAGE_COLUMNS``), in order."""
-
-    run: RowMapping
-    stages: list[RowMapping]
-
-
-def no_such_run(project: str, number: int | None) -> NotFound:
-    what = f"run {project}#{number}" if number is not None else f"any run of project {project!r}"
-    return NotFound(f"There is no {what}.", hint="`shipyard status` lists the runs.")
 
 
 _ACTOR: ContextVar[str | None] = ContextVar("shipyard_actor", default=None)
@@ -148,25 +108,6 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
-
-
-REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]?(\w+)", re.MULTILINE)
-
-
-def head_revision() -> str | None:
-    """The newest migration's revision id, read from the migration files' text.
-
-    Importing Alembic costs more than a CLI command is worth; when the database is already at
-    this revision (every open but the first after an upgrade), opening skips it entirely. None
-    when the files do not name exactly one head; then Alembic decides.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (MIGRATIONS / "versions").glob("*.py"):
-        for kind, value in REVISION_LINE.findall(script.read_text()):
-            (revisions if kind == "revision" else parents).add(value)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def schema_revision(engine: Engine) -> str | None:
@@ -336,28 +277,14 @@ class Store:
         self, project: str | None = None, *, number: int | None = None, limit: int = 20
     ) -> list[RunRecord]:
         """Runs as plain rows with their stages' rows, newest first: the read path of the API
-        and the CLI, without building ORM objects (ten times cheaper for a page of runs)."""
+        and the CLI, without building ORM objects (ten times cheaper for a page of runs). The
+        statements are ``store/records.py``'s, which ``shipyard status`` runs through sqlite3."""
         with self.reading() as s:
-            query = select(*RUN_COLUMNS).join(Project, Run.project_id == Project.id).limit(limit)
-            # Newest first by what an index holds, not by sorting the table: run numbers grow
-            # within a project, ids as runs are created.
-            if project:
-                query = query.where(Project.name == project).order_by(Run.number.desc())
-            else:
-                query = query.order_by(Run.id.desc())
-            if number is not None:
-                query = query.where(Run.number == number)
-            runs = s.execute(query).mappings().all()
-            ids = [run["id"] for run in runs]
-            stages = s.execute(
-                select(*STAGE_COLUMNS)
-                .where(StageRun.run_id.in_(ids))
-                .order_by(StageRun.run_id, StageRun.position)
-            ).mappings()
-            by_run: dict[int, list[RowMapping]] = {run_id: [] for run_id in ids}
-            for stage in stages:
-                by_run[stage["run_id"]].append(stage)
-        return [RunRecord(run, by_run[run["id"]]) for run in runs]
+
+            def fetch(sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+                return [dict(row) for row in s.execute(text(sql), dict(params)).mappings()]
+
+            return read_run_records(fetch, project, number=number, limit=limit)
 
     def list_projects(self) -> Sequence[Project]:
         with self.session() as s:
