@@ -55,4 +55,4 @@ def test_a_deployment_whose_server_died_is_shown_down(cli: Cli, store: Store, st
         for line in shown.stdout.splitlines()
         if "iris" in line and "│" in line
     ]
-    assert {row[2]: row[5] for row in rows} == {"1": "down", "2": "ready"}, shown.stdout
+    assert {row[1]: row[3] for row in rows} == {"1": "down", "2": "ready"}, shown.stdout

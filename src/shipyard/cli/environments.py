@@ -79,18 +79,16 @@ def envs(
         print_json(console, [e.model_dump(mode="json") for e in environments])
         return
     rows = [d for environment in environments for d in environment.deployments]
-    columns = ("project", "environment", "version", "role", "weight", "state", "endpoint", "pid")
+    # Narrow enough for 80 columns: the process ids are in --json, for whoever needs them.
+    columns = ("environment", "version", "traffic", "state", "endpoint")
     table = make_table(*columns, typed=("version", "endpoint"), title="environments")
     for d in rows:
         table.add_row(
-            d.project,
-            d.environment,
+            f"{d.project}/{d.environment}",
             d.version,
-            d.role,
-            f"{d.weight}%",
+            f"{d.role} {d.weight}%",
             styled_state(d.state),
             d.endpoint or "",
-            str(d.pid or ""),
         )
     console.print(table)
     for environment in environments:
