@@ -23,7 +23,13 @@ from shipyard.canary.judge import judge_canary
 from shipyard.config.schema import AnalysisConfig
 from shipyard.errors import InvalidInput, RuntimeFailure
 from shipyard.runtime.gateway import Gateway
-from shipyard.runtime.interface import PIN_TOKEN_HEADER, VERSION_HEADER, Backend, RunningServer
+from shipyard.runtime.interface import (
+    PIN_TOKEN_HEADER,
+    VERSION_HEADER,
+    Backend,
+    RunningServer,
+    VersionStats,
+)
 from shipyard.runtime.local import LocalRuntime
 from shipyard.runtime.routes import Shadow
 
@@ -263,7 +269,13 @@ def test_a_backend_killed_under_load_loses_no_request(
         route(runtime, env, [(iris_server, 50), (doomed, 50)], "kill")
 
         def kill() -> None:
-            time.sleep(0.5)
+            # Once the doomed server has answered some of the load, not after a fixed while: on
+            # a loaded machine the load may start later than that (a run saw it start after).
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if runtime.gateway_stats(env.directory).get("4", VersionStats()).requests >= 20:
+                    break
+                time.sleep(0.02)
             os.killpg(doomed.pid, signal.SIGKILL)
 
         killer = threading.Thread(target=kill)
